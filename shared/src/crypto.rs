@@ -1,0 +1,519 @@
+//! The client's cryptography (feature `client`): key bundles, clinic key wrapping, the record
+//! cipher and the client half of OPAQUE. Components never call primitives directly; they call
+//! these functions. Specs: RFC 9807 (OPAQUE), RFC 9180 (HPKE), RFC 5869 (HKDF), RFC 8032
+//! (Ed25519), NIST SP 800-38D (AES-GCM).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use hpke::aead::AesGcm256;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use rand_core::{OsRng, RngCore};
+use sha2::Sha256;
+use uuid::Uuid;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::envelope::{Purpose, ENVELOPE_FORMAT, NONCE_LEN};
+use crate::opaque::{self, Suite};
+use crate::wire::{PublicKeys, SealedBlob, WrappedKey};
+use crate::{Compartment, RecordEnvelope, B64};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    /// Wrong password, or the server's OPAQUE answer was not for this password/account. Deliberately
+    /// one error: the user must not learn which part was wrong.
+    #[error("wrong username or password")]
+    LoginFailed,
+    #[error("OPAQUE protocol message is malformed")]
+    Protocol,
+    #[error("the key bundle could not be opened")]
+    Bundle,
+    #[error("the server presented public keys that do not match this account's private keys")]
+    PublicKeyMismatch,
+    #[error("a wrapped key could not be unwrapped")]
+    Unwrap,
+    #[error("no key {0} for this clinic")]
+    UnknownKey(Uuid),
+    #[error("record could not be decrypted: it was altered, moved or replayed")]
+    Open,
+    #[error("record signature does not verify")]
+    Signature,
+    #[error("unknown author {0}")]
+    UnknownAuthor(Uuid),
+    #[error("malformed envelope: {0}")]
+    Envelope(#[from] crate::envelope::EnvelopeError),
+}
+
+type Result<T> = std::result::Result<T, CryptoError>;
+
+fn hkdf32(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    let mut out = Zeroizing::new([0u8; 32]);
+    hk.expand_multi_info(info, out.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut n);
+    n
+}
+
+fn aes_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> ([u8; NONCE_LEN], Vec<u8>) {
+    let nonce = random_nonce();
+    let cipher = Aes256Gcm::new(key.into());
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    (nonce, ct)
+}
+
+fn aes_open(key: &[u8; 32], nonce: &[u8], aad: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if nonce.len() != NONCE_LEN {
+        return None;
+    }
+    Aes256Gcm::new(key.into())
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+        .map(Zeroizing::new)
+}
+
+// ---- the user's own key pairs ------------------------------------------------------------------
+
+/// A user's private keys. Wiped from memory when dropped (logout drops them).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct UserKeys {
+    x25519_secret: [u8; 32],
+    ed25519_secret: [u8; 32],
+}
+
+impl UserKeys {
+    /// Fresh key pairs from the OS (browser) CSPRNG.
+    pub fn generate() -> UserKeys {
+        let mut ikm = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(ikm.as_mut());
+        let (sk, _) = X25519HkdfSha256::derive_keypair(ikm.as_ref());
+        let mut x = [0u8; 32];
+        x.copy_from_slice(&sk.to_bytes());
+        let signing = SigningKey::generate(&mut OsRng);
+        UserKeys {
+            x25519_secret: x,
+            ed25519_secret: signing.to_bytes(),
+        }
+    }
+
+    fn hpke_secret(&self) -> <X25519HkdfSha256 as Kem>::PrivateKey {
+        <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(&self.x25519_secret)
+            .expect("32 bytes is a valid X25519 secret")
+    }
+
+    fn signing_key(&self) -> SigningKey {
+        SigningKey::from_bytes(&self.ed25519_secret)
+    }
+
+    pub fn public_keys(&self) -> PublicKeys {
+        let pk = X25519HkdfSha256::sk_to_pk(&self.hpke_secret());
+        PublicKeys {
+            x25519: B64(pk.to_bytes().to_vec()),
+            ed25519: B64(self.signing_key().verifying_key().to_bytes().to_vec()),
+        }
+    }
+
+    fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut v = Zeroizing::new(Vec::with_capacity(64));
+        v.extend_from_slice(&self.x25519_secret);
+        v.extend_from_slice(&self.ed25519_secret);
+        v
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<UserKeys> {
+        if b.len() != 64 {
+            return None;
+        }
+        let mut k = UserKeys {
+            x25519_secret: [0; 32],
+            ed25519_secret: [0; 32],
+        };
+        k.x25519_secret.copy_from_slice(&b[..32]);
+        k.ed25519_secret.copy_from_slice(&b[32..]);
+        Some(k)
+    }
+}
+
+/// The AES-256-GCM key that seals a user's private keys: HKDF-SHA256 of OPAQUE's export key,
+/// salted with a fixed label and bound to the username.
+fn bundle_key(export_key: &[u8], username: &str) -> Zeroizing<[u8; 32]> {
+    hkdf32(
+        export_key,
+        b"optovault/v1/key-bundle/salt",
+        &[b"optovault/v1/key-bundle", username.as_bytes()],
+    )
+}
+
+fn bundle_aad(username: &str) -> Vec<u8> {
+    [b"optovault/v1/key-bundle\0".as_slice(), username.as_bytes()].concat()
+}
+
+/// Seals the user's private keys for storage on the server.
+pub fn seal_key_bundle(keys: &UserKeys, export_key: &[u8], username: &str) -> SealedBlob {
+    let key = bundle_key(export_key, username);
+    let (nonce, ct) = aes_seal(&key, &bundle_aad(username), &keys.to_bytes());
+    SealedBlob {
+        nonce: B64(nonce.to_vec()),
+        ciphertext: B64(ct),
+    }
+}
+
+/// Opens the key bundle and checks that the public keys the server presents belong to it (so a
+/// server cannot substitute its own public keys for this account).
+pub fn open_key_bundle(
+    sealed: &SealedBlob,
+    export_key: &[u8],
+    username: &str,
+    presented: &PublicKeys,
+) -> Result<UserKeys> {
+    let key = bundle_key(export_key, username);
+    let bytes = aes_open(
+        &key,
+        sealed.nonce.as_slice(),
+        &bundle_aad(username),
+        sealed.ciphertext.as_slice(),
+    )
+    .ok_or(CryptoError::Bundle)?;
+    let keys = UserKeys::from_bytes(&bytes).ok_or(CryptoError::Bundle)?;
+    if &keys.public_keys() != presented {
+        return Err(CryptoError::PublicKeyMismatch);
+    }
+    Ok(keys)
+}
+
+// ---- clinic keys and HPKE wrapping --------------------------------------------------------------
+
+/// One clinic key: a compartment's AES-256 key of one epoch. Wiped when dropped.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct ClinicKey {
+    #[zeroize(skip)]
+    pub key_id: Uuid,
+    #[zeroize(skip)]
+    pub compartment: Compartment,
+    #[zeroize(skip)]
+    pub epoch: u32,
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for ClinicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClinicKey({}, {:?}, epoch {})", self.key_id, self.compartment, self.epoch)
+    }
+}
+
+impl ClinicKey {
+    pub fn generate(compartment: Compartment, epoch: u32) -> ClinicKey {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        ClinicKey {
+            key_id: Uuid::new_v4(),
+            compartment,
+            epoch,
+            secret,
+        }
+    }
+}
+
+/// The keys of one clinic that this member holds.
+#[derive(Clone, Debug, Default)]
+pub struct ClinicKeyring {
+    keys: Vec<ClinicKey>,
+}
+
+impl ClinicKeyring {
+    /// A new clinic's keys: one per compartment, epoch 1.
+    pub fn generate() -> ClinicKeyring {
+        ClinicKeyring {
+            keys: Compartment::ALL
+                .into_iter()
+                .map(|c| ClinicKey::generate(c, 1))
+                .collect(),
+        }
+    }
+    pub fn keys(&self) -> &[ClinicKey] {
+        &self.keys
+    }
+    pub fn by_id(&self, key_id: &Uuid) -> Option<&ClinicKey> {
+        self.keys.iter().find(|k| &k.key_id == key_id)
+    }
+    /// The newest key of a compartment: what new writes use.
+    pub fn current(&self, c: Compartment) -> Option<&ClinicKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.compartment == c)
+            .max_by_key(|k| k.epoch)
+    }
+}
+
+fn wrap_info(clinic_id: &Uuid, recipient: &Uuid, key_id: &Uuid, epoch: u32, c: Compartment) -> Vec<u8> {
+    let mut info = b"optovault/v1/wrap\0".to_vec();
+    info.extend_from_slice(clinic_id.as_bytes());
+    info.extend_from_slice(recipient.as_bytes());
+    info.extend_from_slice(key_id.as_bytes());
+    info.extend_from_slice(&epoch.to_be_bytes());
+    info.push(c.code());
+    info
+}
+
+/// Wraps a clinic key to a member's X25519 public key with HPKE base mode
+/// (X25519-HKDF-SHA256, HKDF-SHA256, AES-256-GCM); `info` and `aad` bind clinic, recipient, key id,
+/// epoch and compartment.
+pub fn wrap_clinic_key(
+    clinic_id: &Uuid,
+    key: &ClinicKey,
+    recipient: &Uuid,
+    recipient_x25519: &[u8],
+) -> Result<WrappedKey> {
+    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient_x25519)
+        .map_err(|_| CryptoError::Unwrap)?;
+    let info = wrap_info(clinic_id, recipient, &key.key_id, key.epoch, key.compartment);
+    let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
+        &OpModeS::Base,
+        &pk,
+        &info,
+        &key.secret,
+        &info,
+        &mut OsRng,
+    )
+    .map_err(|_| CryptoError::Unwrap)?;
+    Ok(WrappedKey {
+        key_id: key.key_id,
+        compartment: key.compartment,
+        epoch: key.epoch,
+        recipient: *recipient,
+        enc: B64(enc.to_bytes().to_vec()),
+        ciphertext: B64(ct),
+    })
+}
+
+/// Unwraps a clinic key wrapped to me. Fails if any bound field was changed.
+pub fn unwrap_clinic_key(
+    clinic_id: &Uuid,
+    wrapped: &WrappedKey,
+    me: &Uuid,
+    my_keys: &UserKeys,
+) -> Result<ClinicKey> {
+    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(wrapped.enc.as_slice())
+        .map_err(|_| CryptoError::Unwrap)?;
+    let info = wrap_info(clinic_id, me, &wrapped.key_id, wrapped.epoch, wrapped.compartment);
+    let pt = Zeroizing::new(
+        hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+            &OpModeR::Base,
+            &my_keys.hpke_secret(),
+            &enc,
+            &info,
+            wrapped.ciphertext.as_slice(),
+            &info,
+        )
+        .map_err(|_| CryptoError::Unwrap)?,
+    );
+    if pt.len() != 32 {
+        return Err(CryptoError::Unwrap);
+    }
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&pt);
+    Ok(ClinicKey {
+        key_id: wrapped.key_id,
+        compartment: wrapped.compartment,
+        epoch: wrapped.epoch,
+        secret,
+    })
+}
+
+/// Unwraps every key in `wrapped` addressed to me into a keyring.
+pub fn unwrap_keyring(
+    clinic_id: &Uuid,
+    wrapped: &[WrappedKey],
+    me: &Uuid,
+    my_keys: &UserKeys,
+) -> Result<ClinicKeyring> {
+    let keys = wrapped
+        .iter()
+        .filter(|w| &w.recipient == me)
+        .map(|w| unwrap_clinic_key(clinic_id, w, me, my_keys))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ClinicKeyring { keys })
+}
+
+// ---- the record cipher --------------------------------------------------------------------------
+
+/// Where a record goes: everything bound into its AAD besides the key and author.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordSlot {
+    pub clinic_id: Uuid,
+    pub chart_id: Uuid,
+    pub record_id: Uuid,
+    pub version: u64,
+    pub purpose: Purpose,
+}
+
+/// Per-record-version subkey: HKDF-SHA256 of the compartment key with the record's AAD as info, so
+/// every (record, version) has its own AES key and random nonces never repeat under one key in
+/// practice.
+fn record_key(key: &ClinicKey, aad: &[u8]) -> Zeroizing<[u8; 32]> {
+    hkdf32(&key.secret, b"optovault/v1/record-key", &[aad])
+}
+
+/// Encrypts and signs one record version.
+pub fn seal_record(
+    slot: RecordSlot,
+    compartment: Compartment,
+    keyring: &ClinicKeyring,
+    author: &Uuid,
+    author_keys: &UserKeys,
+    plaintext: &[u8],
+) -> Result<RecordEnvelope> {
+    let key = keyring
+        .current(compartment)
+        .ok_or(CryptoError::UnknownKey(Uuid::nil()))?;
+    let mut env = RecordEnvelope {
+        format: ENVELOPE_FORMAT,
+        record_id: slot.record_id,
+        chart_id: slot.chart_id,
+        compartment,
+        version: slot.version,
+        key_id: key.key_id,
+        epoch: key.epoch,
+        author: *author,
+        nonce: B64::default(),
+        ciphertext: B64::default(),
+        signature: B64::default(),
+    };
+    let aad = env.aad(&slot.clinic_id, slot.purpose);
+    let (nonce, ct) = aes_seal(&record_key(key, &aad), &aad, plaintext);
+    env.nonce = B64(nonce.to_vec());
+    env.ciphertext = B64(ct);
+    let sig = author_keys
+        .signing_key()
+        .sign(&env.signing_input(&slot.clinic_id, slot.purpose));
+    env.signature = B64(sig.to_bytes().to_vec());
+    Ok(env)
+}
+
+/// Verifies the author's signature and decrypts. `expect` is where the caller believes the record
+/// sits (the clinic it is reading, the record id and version it asked for); any difference from
+/// what was sealed makes this fail. `author_key` maps an author id to their Ed25519 key.
+pub fn open_record(
+    clinic_id: &Uuid,
+    purpose: Purpose,
+    env: &RecordEnvelope,
+    keyring: &ClinicKeyring,
+    author_key: impl Fn(&Uuid) -> Option<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    env.check_structure()?;
+    let vk_bytes = author_key(&env.author).ok_or(CryptoError::UnknownAuthor(env.author))?;
+    let vk_arr: [u8; 32] = vk_bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Signature)?;
+    let vk = VerifyingKey::from_bytes(&vk_arr).map_err(|_| CryptoError::Signature)?;
+    let sig_arr: [u8; 64] = env
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Signature)?;
+    vk.verify_strict(
+        &env.signing_input(clinic_id, purpose),
+        &ed25519_dalek::Signature::from_bytes(&sig_arr),
+    )
+    .map_err(|_| CryptoError::Signature)?;
+    let key = keyring
+        .by_id(&env.key_id)
+        .ok_or(CryptoError::UnknownKey(env.key_id))?;
+    if key.compartment != env.compartment || key.epoch != env.epoch {
+        return Err(CryptoError::Open);
+    }
+    let aad = env.aad(clinic_id, purpose);
+    aes_open(
+        &record_key(key, &aad),
+        env.nonce.as_slice(),
+        &aad,
+        env.ciphertext.as_slice(),
+    )
+    .ok_or(CryptoError::Open)
+}
+
+// ---- OPAQUE, client side ----------------------------------------------------------------------
+
+fn identifiers(username: &str) -> opaque::Identifiers<'_> {
+    opaque::Identifiers {
+        client: Some(username.as_bytes()),
+        server: Some(opaque::SERVER_IDENTITY),
+    }
+}
+
+/// OPAQUE export key (64 bytes), wiped when dropped.
+pub type ExportKey = Zeroizing<Vec<u8>>;
+
+/// Step 1 of registration: blind the password.
+pub fn registration_start(password: &str) -> Result<(opaque::ClientRegistration<Suite>, Vec<u8>)> {
+    let r = opaque::ClientRegistration::<Suite>::start(&mut OsRng, password.as_bytes())
+        .map_err(|_| CryptoError::Protocol)?;
+    Ok((r.state, r.message.serialize().to_vec()))
+}
+
+/// Step 2 of registration (runs Argon2id): returns the upload for the server and the export key.
+pub fn registration_finish(
+    state: opaque::ClientRegistration<Suite>,
+    password: &str,
+    username: &str,
+    response: &[u8],
+) -> Result<(Vec<u8>, ExportKey)> {
+    let response = opaque::RegistrationResponse::<Suite>::deserialize(response)
+        .map_err(|_| CryptoError::Protocol)?;
+    let ksf = opaque::ksf();
+    let r = state
+        .finish(
+            &mut OsRng,
+            password.as_bytes(),
+            response,
+            opaque::ClientRegistrationFinishParameters::new(identifiers(username), Some(&ksf)),
+        )
+        .map_err(|_| CryptoError::Protocol)?;
+    Ok((
+        r.message.serialize().to_vec(),
+        Zeroizing::new(r.export_key.to_vec()),
+    ))
+}
+
+/// Step 1 of login.
+pub fn login_start(password: &str) -> Result<(opaque::ClientLogin<Suite>, Vec<u8>)> {
+    let r = opaque::ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes())
+        .map_err(|_| CryptoError::Protocol)?;
+    Ok((r.state, r.message.serialize().to_vec()))
+}
+
+/// Step 2 of login (runs Argon2id): the finalization for the server, and the export key.
+/// A wrong password and an unknown username both give [`CryptoError::LoginFailed`].
+pub fn login_finish(
+    state: opaque::ClientLogin<Suite>,
+    password: &str,
+    username: &str,
+    response: &[u8],
+) -> Result<(Vec<u8>, ExportKey)> {
+    let response = opaque::CredentialResponse::<Suite>::deserialize(response)
+        .map_err(|_| CryptoError::LoginFailed)?;
+    let ksf = opaque::ksf();
+    let r = state
+        .finish(
+            &mut OsRng,
+            password.as_bytes(),
+            response,
+            opaque::ClientLoginFinishParameters::new(None, identifiers(username), Some(&ksf)),
+        )
+        .map_err(|_| CryptoError::LoginFailed)?;
+    Ok((
+        r.message.serialize().to_vec(),
+        Zeroizing::new(r.export_key.to_vec()),
+    ))
+}

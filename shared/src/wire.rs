@@ -1,0 +1,266 @@
+//! JSON bodies of the HTTP API (see docs/PROTOCOL.md). Every request type rejects unknown fields.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Compartment, RecordEnvelope, UnixTime, B64};
+
+macro_rules! wire {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $($body)* }
+    };
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiErrorBody {
+    /// Machine-readable, stable: e.g. `version_conflict`, `not_found`, `unauthenticated`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+// ---- accounts and sessions ------------------------------------------------------------------
+
+wire! {
+    pub struct RegisterStartRequest {
+        pub username: String,
+        /// OPAQUE RegistrationRequest.
+        pub registration_request: B64,
+    }
+}
+wire! {
+    pub struct RegisterStartResponse {
+        /// OPAQUE RegistrationResponse.
+        pub registration_response: B64,
+    }
+}
+wire! {
+    /// A member's public keys. Stored in the clear: others wrap keys to them.
+    pub struct PublicKeys {
+        /// X25519 public key (32 bytes), the HPKE recipient key.
+        pub x25519: B64,
+        /// Ed25519 verifying key (32 bytes).
+        pub ed25519: B64,
+    }
+}
+wire! {
+    /// AES-256-GCM ciphertext with its nonce; the key and AAD are given by context.
+    pub struct SealedBlob {
+        pub nonce: B64,
+        pub ciphertext: B64,
+    }
+}
+wire! {
+    pub struct RegisterFinishRequest {
+        pub username: String,
+        /// OPAQUE RegistrationUpload (the password file).
+        pub registration_upload: B64,
+        pub public_keys: PublicKeys,
+        /// The user's private keys, sealed under a key derived from OPAQUE's export key.
+        pub sealed_key_bundle: SealedBlob,
+    }
+}
+wire! {
+    pub struct AccountCreated {
+        pub account_id: Uuid,
+    }
+}
+wire! {
+    pub struct LoginStartRequest {
+        pub username: String,
+        /// OPAQUE CredentialRequest.
+        pub credential_request: B64,
+    }
+}
+wire! {
+    pub struct LoginStartResponse {
+        /// Names the server's half-finished login; valid for 60 seconds, once.
+        pub login_id: Uuid,
+        /// OPAQUE CredentialResponse.
+        pub credential_response: B64,
+    }
+}
+wire! {
+    pub struct LoginFinishRequest {
+        pub login_id: Uuid,
+        /// OPAQUE CredentialFinalization.
+        pub credential_finalization: B64,
+    }
+}
+wire! {
+    /// Sent by a client whose OPAQUE finish failed (wrong password), so the failure is recorded.
+    pub struct LoginAbortRequest {
+        pub login_id: Uuid,
+    }
+}
+wire! {
+    /// The logged-in account: returned by login and by `GET /api/session`.
+    pub struct SessionInfo {
+        pub account_id: Uuid,
+        pub username: String,
+        pub public_keys: PublicKeys,
+        pub sealed_key_bundle: SealedBlob,
+        pub expires_at: UnixTime,
+    }
+}
+
+// ---- clinics and members --------------------------------------------------------------------
+
+/// A member's role in a clinic. Only `owner` exists in practice until the team issue lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Optometrist,
+    Optician,
+    FrontDesk,
+    Billing,
+}
+
+impl Role {
+    /// Compartments whose keys and records this role is granted (enforced by the server as
+    /// defence in depth; the team issue makes it cryptographic by wrapping only these keys).
+    pub fn grants(self, c: Compartment) -> bool {
+        use Compartment::*;
+        match self {
+            Role::Owner | Role::Optometrist => true,
+            Role::Optician => matches!(c, Demographics | Clinical),
+            Role::FrontDesk => matches!(c, Demographics),
+            Role::Billing => matches!(c, Demographics | Billing),
+        }
+    }
+}
+
+wire! {
+    /// A clinic key (one compartment, one epoch) wrapped with HPKE to one member's X25519 key.
+    pub struct WrappedKey {
+        pub key_id: Uuid,
+        pub compartment: Compartment,
+        pub epoch: u32,
+        /// Account id of the member the key is wrapped to.
+        pub recipient: Uuid,
+        /// HPKE encapsulated key (32 bytes).
+        pub enc: B64,
+        /// HPKE ciphertext of the 32-byte key.
+        pub ciphertext: B64,
+    }
+}
+wire! {
+    pub struct CreateClinicRequest {
+        /// Chosen by the client (random UUIDv4) because the wrapped keys and profile bind it.
+        pub clinic_id: Uuid,
+        /// The clinic's name etc., sealed under the demographics key.
+        pub profile: RecordEnvelope,
+        /// The clinic's keys wrapped to the owner.
+        pub wrapped_keys: Vec<WrappedKey>,
+    }
+}
+wire! {
+    /// A clinic as one member sees it.
+    pub struct ClinicView {
+        pub clinic_id: Uuid,
+        pub role: Role,
+        pub created_at: UnixTime,
+        pub profile: RecordEnvelope,
+        /// The keys wrapped to the calling member only.
+        pub wrapped_keys: Vec<WrappedKey>,
+    }
+}
+wire! {
+    pub struct ClinicList {
+        pub clinics: Vec<ClinicView>,
+    }
+}
+
+// ---- records and the change feed --------------------------------------------------------------
+
+wire! {
+    /// Create (`expected_version` 0) or update a record; the envelope's version must be
+    /// `expected_version + 1`.
+    pub struct RecordWrite {
+        pub expected_version: u64,
+        pub envelope: RecordEnvelope,
+    }
+}
+wire! {
+    pub struct BatchWriteRequest {
+        pub writes: Vec<RecordWrite>,
+    }
+}
+wire! {
+    pub struct WriteResult {
+        pub record_id: Uuid,
+        pub version: u64,
+        /// The clinic change sequence number this write got.
+        pub seq: u64,
+    }
+}
+wire! {
+    pub struct BatchWriteResponse {
+        pub results: Vec<WriteResult>,
+    }
+}
+wire! {
+    /// A record as stored: its latest envelope and where it sits in the change feed.
+    pub struct StoredRecord {
+        pub seq: u64,
+        pub updated_at: UnixTime,
+        pub envelope: RecordEnvelope,
+    }
+}
+wire! {
+    pub struct RecordPage {
+        pub records: Vec<StoredRecord>,
+        /// Pass as `after` to get the next page; absent on the last page.
+        pub next_after: Option<Uuid>,
+    }
+}
+wire! {
+    /// Records changed after a cursor, oldest change first. Each record appears once, at its
+    /// latest change.
+    pub struct ChangesPage {
+        pub changes: Vec<StoredRecord>,
+        /// Pass as `since` next time.
+        pub cursor: u64,
+        /// The clinic's latest sequence number now (for progress bars).
+        pub head: u64,
+        /// Whether more changes follow `cursor`.
+        pub more: bool,
+    }
+}
+
+// ---- access events ----------------------------------------------------------------------------
+
+wire! {
+    /// An entry of the server's append-only access log (the audit issue hash-chains these).
+    pub struct AccessEvent {
+        pub seq: u64,
+        pub at: UnixTime,
+        /// Account that acted, when known.
+        pub actor: Option<Uuid>,
+        pub clinic_id: Option<Uuid>,
+        /// e.g. `login_ok`, `login_failed`, `records_read`, `records_written`, `clinic_created`.
+        pub action: String,
+        /// Record, clinic or account acted on.
+        pub target: Option<Uuid>,
+        /// Number of records the event covers.
+        pub count: u32,
+        /// `ok` or `denied`.
+        pub outcome: String,
+        pub ip: Option<String>,
+    }
+}
+wire! {
+    pub struct AccessEventPage {
+        pub events: Vec<AccessEvent>,
+        pub cursor: u64,
+        pub more: bool,
+    }
+}
