@@ -1,1 +1,66 @@
-fn main(){}
+use std::sync::Arc;
+
+use clap::Parser;
+use optovault_server::config::Config;
+use optovault_server::store::SledStore;
+use optovault_server::{app, AppState, Settings};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = Config::parse();
+    if let Err(e) = run(config).await {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = SledStore::open(&config.data_dir)?;
+    let settings = Settings {
+        cookie_secure: config.cookie_secure,
+        session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
+    };
+    let state = AppState::new(Arc::new(store.clone()), settings).await?;
+    if let Some(dir) = &config.static_dir {
+        if !dir.join("index.html").exists() {
+            tracing::warn!(dir = %dir.display(), "static dir has no index.html; build the client first");
+        }
+    }
+    let router = app(state, config.static_dir.as_deref());
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts wait for this exact line.
+    println!("listening on http://{addr}");
+    tracing::info!(data_dir = %config.data_dir.display(), "OptoVault server started");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    store.flush().await?;
+    tracing::info!("stopped; database flushed");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

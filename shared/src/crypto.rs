@@ -67,7 +67,13 @@ fn aes_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> ([u8; NONCE_LEN], V
     let nonce = random_nonce();
     let cipher = Aes256Gcm::new(key.into());
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
     (nonce, ct)
 }
@@ -207,7 +213,11 @@ pub struct ClinicKey {
 
 impl std::fmt::Debug for ClinicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClinicKey({}, {:?}, epoch {})", self.key_id, self.compartment, self.epoch)
+        write!(
+            f,
+            "ClinicKey({}, {:?}, epoch {})",
+            self.key_id, self.compartment, self.epoch
+        )
     }
 }
 
@@ -255,7 +265,13 @@ impl ClinicKeyring {
     }
 }
 
-fn wrap_info(clinic_id: &Uuid, recipient: &Uuid, key_id: &Uuid, epoch: u32, c: Compartment) -> Vec<u8> {
+fn wrap_info(
+    clinic_id: &Uuid,
+    recipient: &Uuid,
+    key_id: &Uuid,
+    epoch: u32,
+    c: Compartment,
+) -> Vec<u8> {
     let mut info = b"optovault/v1/wrap\0".to_vec();
     info.extend_from_slice(clinic_id.as_bytes());
     info.extend_from_slice(recipient.as_bytes());
@@ -276,7 +292,13 @@ pub fn wrap_clinic_key(
 ) -> Result<WrappedKey> {
     let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient_x25519)
         .map_err(|_| CryptoError::Unwrap)?;
-    let info = wrap_info(clinic_id, recipient, &key.key_id, key.epoch, key.compartment);
+    let info = wrap_info(
+        clinic_id,
+        recipient,
+        &key.key_id,
+        key.epoch,
+        key.compartment,
+    );
     let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
         &OpModeS::Base,
         &pk,
@@ -305,7 +327,13 @@ pub fn unwrap_clinic_key(
 ) -> Result<ClinicKey> {
     let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(wrapped.enc.as_slice())
         .map_err(|_| CryptoError::Unwrap)?;
-    let info = wrap_info(clinic_id, me, &wrapped.key_id, wrapped.epoch, wrapped.compartment);
+    let info = wrap_info(
+        clinic_id,
+        me,
+        &wrapped.key_id,
+        wrapped.epoch,
+        wrapped.compartment,
+    );
     let pt = Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
             &OpModeR::Base,

@@ -180,9 +180,24 @@ impl Patient {
         too_long(&mut errors, "address.line1", &self.address.line1, LINE_MAX);
         too_long(&mut errors, "address.line2", &self.address.line2, LINE_MAX);
         too_long(&mut errors, "address.city", &self.address.city, NAME_MAX);
-        too_long(&mut errors, "address.region", &self.address.region, NAME_MAX);
-        too_long(&mut errors, "address.postal_code", &self.address.postal_code, 20);
-        too_long(&mut errors, "address.country", &self.address.country, NAME_MAX);
+        too_long(
+            &mut errors,
+            "address.region",
+            &self.address.region,
+            NAME_MAX,
+        );
+        too_long(
+            &mut errors,
+            "address.postal_code",
+            &self.address.postal_code,
+            20,
+        );
+        too_long(
+            &mut errors,
+            "address.country",
+            &self.address.country,
+            NAME_MAX,
+        );
         too_long(&mut errors, "notes", &self.notes, NOTES_MAX);
         for (field, value) in [
             ("given_name", &self.given_name),

@@ -34,6 +34,6 @@ pub fn ksf() -> argon2::Argon2<'static> {
 pub use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, CredentialFinalization, CredentialRequest,
-    CredentialResponse, Identifiers, RegistrationRequest, RegistrationResponse,
-    RegistrationUpload, ServerLogin, ServerRegistration, ServerSetup,
+    CredentialResponse, Identifiers, RegistrationRequest, RegistrationResponse, RegistrationUpload,
+    ServerLogin, ServerRegistration, ServerSetup,
 };

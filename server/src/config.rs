@@ -1,0 +1,31 @@
+//! Command-line flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "optovault-server",
+    version,
+    about = "OptoVault zero-knowledge records server"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "OPTOVAULT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory of the embedded sled database (created if missing).
+    #[arg(long, env = "OPTOVAULT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Directory of the built web client (Trunk's dist/). Without it only the API is served.
+    #[arg(long, env = "OPTOVAULT_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Mark the session cookie `Secure`. Turn on whenever clients reach the server over TLS
+    /// (e.g. behind a TLS-terminating proxy).
+    #[arg(long, env = "OPTOVAULT_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+    /// Absolute session lifetime in hours.
+    #[arg(long, env = "OPTOVAULT_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u32,
+}

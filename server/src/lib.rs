@@ -1,0 +1,132 @@
+//! The OptoVault server: accounts with OPAQUE, sessions, clinics, membership and an encrypted
+//! record store. It never sees a password, a private key or a plaintext record: it stores and
+//! serves ciphertext, and enforces who may fetch which ciphertext.
+//!
+//! A router per resource (`accounts`, `session`, `clinics`, `records`, `events`); handlers are thin
+//! and call plain functions; storage is behind [`store::Store`].
+
+pub mod accounts;
+pub mod clinics;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod openapi;
+pub mod records;
+pub mod session;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::{Json, Router};
+use opaque_ke::ServerSetup;
+use optovault_shared::opaque::Suite;
+use rand_core::OsRng;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+/// Settings the handlers need (the rest of the config is for `main`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Add `Secure` to the session cookie (always, when served over TLS).
+    pub cookie_secure: bool,
+    /// Absolute session lifetime in seconds.
+    pub session_ttl_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cookie_secure: false,
+            session_ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub opaque: Arc<ServerSetup<Suite>>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Loads the OPAQUE server setup from the store, creating it on first start.
+    pub async fn new(store: Arc<dyn Store>, settings: Settings) -> Result<AppState, StoreError> {
+        let fresh = ServerSetup::<Suite>::new(&mut OsRng).serialize().to_vec();
+        let bytes = store.server_setup_or_init(fresh).await?;
+        let setup =
+            ServerSetup::<Suite>::deserialize(&bytes).map_err(|_| StoreError::Corrupt("meta"))?;
+        Ok(AppState {
+            store,
+            opaque: Arc::new(setup),
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+pub fn now() -> optovault_shared::UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "No such API endpoint.",
+    )
+}
+
+/// The whole application: API routes, the static client (if a directory is given), security
+/// headers, body limits and a last-resort panic guard that still answers in JSON.
+pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
+    let api = Router::new()
+        .merge(accounts::router())
+        .merge(session::router())
+        .merge(clinics::router())
+        .merge(records::router())
+        .merge(events::router())
+        .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/api", axum::routing::any(api_not_found))
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state);
+    let mut app = api;
+    if let Some(dir) = static_dir {
+        let index = dir.join("index.html");
+        app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
+    }
+    let mut app = app
+        .layer(DefaultBodyLimit::max(
+            optovault_shared::limits::MAX_BODY_BYTES,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The server failed; nothing was changed.",
+            ))
+        }));
+    for layer in http::security_headers() {
+        app = app.layer(layer);
+    }
+    app
+}

@@ -1,0 +1,40 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OptoVault API",
+        description = "Zero-knowledge records server: every record body is ciphertext sealed in the browser."
+    ),
+    paths(
+        crate::accounts::register_start,
+        crate::accounts::register_finish,
+        crate::session::login_start,
+        crate::session::login_finish,
+        crate::session::login_abort,
+        crate::session::current,
+        crate::session::logout,
+        crate::clinics::list,
+        crate::clinics::create,
+        crate::clinics::show,
+        crate::records::batch_write,
+        crate::records::write_one,
+        crate::records::show,
+        crate::records::list,
+        crate::records::changes,
+        crate::events::list,
+    ),
+    components(schemas(optovault_shared::wire::ApiErrorBody))
+)]
+pub struct ApiDoc;
+
+pub async fn serve() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into()),
+    )
+}

@@ -1,0 +1,329 @@
+//! The encrypted record store and change feed of a clinic. The server checks envelope headers
+//! (ids, versions, author, compartment, sizes) and roles; it cannot open a ciphertext.
+
+use std::collections::HashSet;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use optovault_shared::limits;
+use optovault_shared::wire::{
+    BatchWriteRequest, BatchWriteResponse, ChangesPage, RecordPage, RecordWrite, StoredRecord,
+    WriteResult,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::clinics::{clinic_event, require_member};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiJson, ApiPath, ApiQuery};
+use crate::session::Authenticated;
+use crate::store::{MemberRow, RecordRow, RecordWriteRow, StoreError};
+use crate::{now, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/clinics/{clinic_id}/records",
+            get(list).post(batch_write),
+        )
+        .route(
+            "/api/clinics/{clinic_id}/records/{record_id}",
+            put(write_one).get(show),
+        )
+        .route("/api/clinics/{clinic_id}/changes", get(changes))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Return records with ids after this one.
+    pub after: Option<Uuid>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// The cursor of the previous page (0 for a first sync).
+    pub since: Option<u64>,
+    /// Page size, 1 to 1000 (default 500).
+    pub limit: Option<u32>,
+}
+
+fn page_limit(limit: Option<u32>, default: usize) -> ApiResult<usize> {
+    match limit {
+        None => Ok(default),
+        Some(n) if n >= 1 && n as usize <= limits::MAX_PAGE => Ok(n as usize),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {}", limits::MAX_PAGE),
+        )),
+    }
+}
+
+/// Validates one write against the caller and turns it into a store row.
+pub fn check_write(w: RecordWrite, member: &MemberRow) -> ApiResult<RecordWriteRow> {
+    let env = &w.envelope;
+    env.check_structure()
+        .map_err(|e| ApiError::bad_request("invalid_envelope", e.to_string()))?;
+    if env.version != w.expected_version.saturating_add(1) {
+        return Err(ApiError::bad_request(
+            "invalid_version",
+            "The envelope's version must be expected_version + 1.",
+        ));
+    }
+    if env.author != member.account_id {
+        return Err(ApiError::bad_request(
+            "invalid_author",
+            "The envelope's author must be you.",
+        ));
+    }
+    if env.record_id == member.clinic_id {
+        return Err(ApiError::bad_request(
+            "invalid_envelope",
+            "A record cannot take the clinic's own id.",
+        ));
+    }
+    if !member.role.grants(env.compartment) {
+        return Err(ApiError::forbidden(
+            "Your role does not grant this compartment.",
+        ));
+    }
+    Ok(RecordWriteRow {
+        record_id: env.record_id,
+        expected_version: w.expected_version,
+        compartment: env.compartment,
+        envelope: serde_json::to_vec(env).expect("envelope serialises"),
+    })
+}
+
+async fn write(
+    state: &AppState,
+    auth: &Authenticated,
+    clinic_id: Uuid,
+    writes: Vec<RecordWrite>,
+) -> ApiResult<Vec<WriteResult>> {
+    let member = require_member(state, auth, clinic_id).await?;
+    if writes.is_empty() || writes.len() > limits::MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("A batch holds 1 to {} writes.", limits::MAX_BATCH),
+        ));
+    }
+    let mut ids = HashSet::new();
+    let rows = writes
+        .into_iter()
+        .map(|w| {
+            if !ids.insert(w.envelope.record_id) {
+                return Err(ApiError::bad_request(
+                    "invalid_batch",
+                    "A record appears twice in one batch.",
+                ));
+            }
+            check_write(w, &member)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let target = (rows.len() == 1).then(|| rows[0].record_id);
+    let event = clinic_event(
+        auth,
+        clinic_id,
+        "records_written",
+        target,
+        rows.len() as u32,
+    );
+    let out = state
+        .store
+        .write_records(clinic_id, rows, now(), event)
+        .await?;
+    Ok(out
+        .into_iter()
+        .map(|o| WriteResult {
+            record_id: o.record_id,
+            version: o.version,
+            seq: o.seq,
+        })
+        .collect())
+}
+
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/records", params(("clinic_id" = Uuid, Path)),
+    request_body = BatchWriteRequest,
+    responses((status = 200, body = BatchWriteResponse), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn batch_write(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<BatchWriteRequest>,
+) -> ApiResult<Json<BatchWriteResponse>> {
+    let results = write(&state, &auth, clinic_id, req.writes).await?;
+    Ok(Json(BatchWriteResponse { results }))
+}
+
+#[utoipa::path(put, path = "/api/clinics/{clinic_id}/records/{record_id}",
+    params(("clinic_id" = Uuid, Path), ("record_id" = Uuid, Path)), request_body = RecordWrite,
+    responses((status = 200, body = WriteResult), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn write_one(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, record_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(req): ApiJson<RecordWrite>,
+) -> ApiResult<Json<WriteResult>> {
+    if req.envelope.record_id != record_id {
+        return Err(ApiError::bad_request(
+            "invalid_envelope",
+            "The envelope's record id differs from the URL's.",
+        ));
+    }
+    let mut results = write(&state, &auth, clinic_id, vec![req]).await?;
+    results
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::Store(StoreError::Backend("write returned no result".into())))
+}
+
+/// A stored record serialised without re-encoding its envelope (stored as canonical JSON).
+#[derive(Serialize)]
+struct RawStored<'a> {
+    seq: u64,
+    updated_at: i64,
+    envelope: &'a RawValue,
+}
+
+fn raw(row: &RecordRow) -> ApiResult<RawStored<'_>> {
+    Ok(RawStored {
+        seq: row.seq,
+        updated_at: row.updated_at,
+        envelope: serde_json::from_slice(&row.envelope).map_err(|_| StoreError::Corrupt("feed"))?,
+    })
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/records/{record_id}",
+    params(("clinic_id" = Uuid, Path), ("record_id" = Uuid, Path)),
+    responses((status = 200, body = StoredRecord), (status = 403, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn show(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, record_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let member = require_member(&state, &auth, clinic_id).await?;
+    let row = state
+        .store
+        .record(clinic_id, record_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !member.role.grants(row.compartment) {
+        return Err(ApiError::forbidden(
+            "Your role does not grant this record's compartment.",
+        ));
+    }
+    state
+        .store
+        .append_event(
+            clinic_event(&auth, clinic_id, "records_read", Some(record_id), 1),
+            false,
+        )
+        .await?;
+    Ok(json_response(
+        serde_json::to_vec(&raw(&row)?).expect("serialises"),
+    ))
+}
+
+#[derive(Serialize)]
+struct RawRecordPage<'a> {
+    records: Vec<RawStored<'a>>,
+    next_after: Option<Uuid>,
+}
+
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/records", params(("clinic_id" = Uuid, Path), ListQuery),
+    responses((status = 200, body = RecordPage), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let limit = page_limit(q.limit, 100)?;
+    let member = require_member(&state, &auth, clinic_id).await?;
+    let rows = state.store.records(clinic_id, q.after, limit).await?;
+    let next_after = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.record_id))
+        .flatten();
+    let visible: Vec<&RecordRow> = rows
+        .iter()
+        .filter(|r| member.role.grants(r.compartment))
+        .collect();
+    state
+        .store
+        .append_event(
+            clinic_event(&auth, clinic_id, "records_read", None, visible.len() as u32),
+            false,
+        )
+        .await?;
+    let page = RawRecordPage {
+        records: visible.into_iter().map(raw).collect::<ApiResult<_>>()?,
+        next_after,
+    };
+    Ok(json_response(
+        serde_json::to_vec(&page).expect("serialises"),
+    ))
+}
+
+#[derive(Serialize)]
+struct RawChangesPage<'a> {
+    changes: Vec<RawStored<'a>>,
+    cursor: u64,
+    head: u64,
+    more: bool,
+}
+
+/// Records changed after `since`. The cursor advances past records the caller's role may not
+/// see, so paging always terminates; `head` lets a client draw progress and notice a server that
+/// went backwards (head below its own cursor).
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/changes", params(("clinic_id" = Uuid, Path), ChangesQuery),
+    responses((status = 200, body = ChangesPage), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn changes(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
+) -> ApiResult<Response> {
+    let limit = page_limit(q.limit, 500)?;
+    let since = q.since.unwrap_or(0);
+    let member = require_member(&state, &auth, clinic_id).await?;
+    let (rows, head) = state.store.changes(clinic_id, since, limit).await?;
+    let cursor = rows.last().map(|r| r.seq).unwrap_or(since);
+    let more = rows.len() == limit && cursor < head;
+    let visible: Vec<&RecordRow> = rows
+        .iter()
+        .filter(|r| member.role.grants(r.compartment))
+        .collect();
+    if !visible.is_empty() {
+        state
+            .store
+            .append_event(
+                clinic_event(&auth, clinic_id, "records_read", None, visible.len() as u32),
+                false,
+            )
+            .await?;
+    }
+    let page = RawChangesPage {
+        changes: visible.into_iter().map(raw).collect::<ApiResult<_>>()?,
+        cursor,
+        head,
+        more,
+    };
+    Ok(json_response(
+        serde_json::to_vec(&page).expect("serialises"),
+    ))
+}

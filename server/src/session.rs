@@ -1,0 +1,335 @@
+//! OPAQUE login, session cookies, logout, and the `Authenticated` extractor.
+//!
+//! The session token is 256 random bits, sent only in an HttpOnly, SameSite=Strict cookie and
+//! stored only as its SHA-256. SameSite=Strict plus JSON-only request bodies (a cross-site form
+//! cannot send `application/json` without a CORS preflight, which this server never grants) keep
+//! other sites from riding the session.
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use opaque_ke::{
+    CredentialFinalization, CredentialRequest, ServerLogin, ServerLoginParameters,
+    ServerRegistration,
+};
+use optovault_shared::opaque::{Identifiers, Suite, SERVER_IDENTITY};
+use optovault_shared::wire::{
+    LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, SessionInfo,
+};
+use optovault_shared::{normalize_username, B64};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::ApiJson;
+use crate::store::{AccountRow, EventDraft, LoginAttempt, SessionRow};
+use crate::{now, AppState};
+
+pub const COOKIE_NAME: &str = "ov_session";
+/// How long the server keeps its half of a login between the two requests.
+pub const LOGIN_ATTEMPT_TTL_SECS: i64 = 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session/login/start", post(login_start))
+        .route("/api/session/login/finish", post(login_finish))
+        .route("/api/session/login/abort", post(login_abort))
+        .route("/api/session/logout", post(logout))
+        .route("/api/session", get(current))
+}
+
+fn identifiers(username: &str) -> Identifiers<'_> {
+    Identifiers {
+        client: Some(username.as_bytes()),
+        server: Some(SERVER_IDENTITY),
+    }
+}
+
+pub(crate) fn invalid_message() -> ApiError {
+    ApiError::bad_request("invalid_message", "Malformed OPAQUE message.")
+}
+
+fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The caller's IP for access events, from the connection (no proxy headers are trusted).
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+/// A caller with a valid session.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub account_id: Uuid,
+    pub token_hash: [u8; 32],
+    pub expires_at: i64,
+    pub ip: Option<String>,
+}
+
+fn session_token(headers: &HeaderMap) -> Option<Zeroizing<Vec<u8>>> {
+    // One cookie, one name: splitting the header by hand is all the parsing it needs.
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .and_then(|(_, value)| B64::decode(value).ok())
+        .filter(|t| t.len() == 32)
+        .map(Zeroizing::new)
+}
+
+fn hash_token(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = session_token(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
+        let token_hash = hash_token(&token);
+        let session = state
+            .store
+            .session(token_hash)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        if session.expires_at <= now() {
+            state.store.delete_session(token_hash).await?;
+            return Err(ApiError::unauthenticated());
+        }
+        Ok(Authenticated {
+            account_id: session.account_id,
+            token_hash,
+            expires_at: session.expires_at,
+            ip: client_ip(parts),
+        })
+    }
+}
+
+pub(crate) fn account_event(
+    action: &'static str,
+    actor: Option<Uuid>,
+    outcome: &'static str,
+    ip: Option<String>,
+) -> EventDraft {
+    EventDraft {
+        at: now(),
+        actor,
+        clinic_id: None,
+        action,
+        target: actor,
+        count: 1,
+        outcome,
+        ip,
+    }
+}
+
+fn session_info(account: &AccountRow, expires_at: i64) -> SessionInfo {
+    SessionInfo {
+        account_id: account.account_id,
+        username: account.username.clone(),
+        public_keys: account.public_keys.clone(),
+        sealed_key_bundle: account.sealed_key_bundle.clone(),
+        expires_at,
+    }
+}
+
+/// Step 1: evaluate the OPRF and send KE2. Unknown usernames get a well-formed fake response
+/// (opaque-ke's dummy record), so the answer does not tell whether an account exists.
+#[utoipa::path(post, path = "/api/session/login/start", request_body = LoginStartRequest,
+    responses((status = 200, body = LoginStartResponse), (status = 400, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn login_start(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginStartRequest>,
+) -> ApiResult<Json<LoginStartResponse>> {
+    let username = normalize_username(&req.username)
+        .map_err(|m| ApiError::bad_request("invalid_username", m))?;
+    let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_slice())
+        .map_err(|_| invalid_message())?;
+    let account = state.store.account_by_username(&username).await?;
+    let password_file = match &account {
+        Some(a) => Some(
+            ServerRegistration::<Suite>::deserialize(&a.password_file)
+                .map_err(|_| crate::store::StoreError::Corrupt("accounts"))?,
+        ),
+        None => None,
+    };
+    let started = ServerLogin::start(
+        &mut OsRng,
+        &state.opaque,
+        password_file,
+        request,
+        username.as_bytes(),
+        ServerLoginParameters {
+            context: None,
+            identifiers: identifiers(&username),
+        },
+    )
+    .map_err(|_| invalid_message())?;
+    let login_id = Uuid::new_v4();
+    state
+        .store
+        .put_login_attempt(LoginAttempt {
+            login_id,
+            account_id: account.map(|a| a.account_id),
+            state: started.state.serialize().to_vec(),
+            expires_at: now() + LOGIN_ATTEMPT_TTL_SECS,
+        })
+        .await?;
+    Ok(Json(LoginStartResponse {
+        login_id,
+        credential_response: B64(started.message.serialize().to_vec()),
+    }))
+}
+
+/// Step 2: check KE3. Only now is a session issued.
+#[utoipa::path(post, path = "/api/session/login/finish", request_body = LoginFinishRequest,
+    responses((status = 200, body = SessionInfo), (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginFinishRequest>,
+) -> ApiResult<Response> {
+    let finalization =
+        CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_slice())
+            .map_err(|_| invalid_message())?;
+    let attempt = state
+        .store
+        .take_login_attempt(req.login_id)
+        .await?
+        .filter(|a| a.expires_at > now())
+        .ok_or_else(ApiError::login_failed)?;
+    let Some(account_id) = attempt.account_id else {
+        return login_failed(&state, None, ip).await;
+    };
+    let Some(account) = state.store.account(account_id).await? else {
+        return login_failed(&state, None, ip).await;
+    };
+    let server_login = ServerLogin::<Suite>::deserialize(&attempt.state)
+        .map_err(|_| crate::store::StoreError::Corrupt("login_attempts"))?;
+    if server_login
+        .finish(
+            finalization,
+            ServerLoginParameters {
+                context: None,
+                identifiers: identifiers(&account.username),
+            },
+        )
+        .is_err()
+    {
+        return login_failed(&state, Some(account_id), ip).await;
+    }
+    let mut token = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(token.as_mut());
+    let created_at = now();
+    let expires_at = created_at + state.settings.session_ttl_secs;
+    state
+        .store
+        .put_session(SessionRow {
+            token_hash: hash_token(token.as_ref()),
+            account_id,
+            created_at,
+            expires_at,
+        })
+        .await?;
+    state
+        .store
+        .append_event(account_event("login_ok", Some(account_id), "ok", ip), true)
+        .await?;
+    let cookie = format!(
+        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        B64::encode(token.as_ref()),
+        state.settings.session_ttl_secs,
+        if state.settings.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut resp = Json(session_info(&account, expires_at)).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+    );
+    Ok(resp)
+}
+
+async fn login_failed(
+    state: &AppState,
+    actor: Option<Uuid>,
+    ip: Option<String>,
+) -> ApiResult<Response> {
+    state
+        .store
+        .append_event(account_event("login_failed", actor, "denied", ip), true)
+        .await?;
+    Err(ApiError::login_failed())
+}
+
+/// A client whose OPAQUE finish failed says so, so the failure is recorded (the server cannot
+/// otherwise tell a wrong password from an abandoned login).
+#[utoipa::path(post, path = "/api/session/login/abort", request_body = LoginAbortRequest,
+    responses((status = 204)), tag = "session")]
+pub async fn login_abort(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginAbortRequest>,
+) -> ApiResult<StatusCode> {
+    if let Some(attempt) = state.store.take_login_attempt(req.login_id).await? {
+        state
+            .store
+            .append_event(
+                account_event("login_failed", attempt.account_id, "denied", ip),
+                true,
+            )
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/session",
+    responses((status = 200, body = SessionInfo), (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn current(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> ApiResult<Json<SessionInfo>> {
+    let account = state
+        .store
+        .account(auth.account_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok(Json(session_info(&account, auth.expires_at)))
+}
+
+#[utoipa::path(post, path = "/api/session/logout", responses((status = 204), (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> ApiResult<Response> {
+    state.store.delete_session(auth.token_hash).await?;
+    state
+        .store
+        .append_event(
+            account_event("logout", Some(auth.account_id), "ok", auth.ip),
+            true,
+        )
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("ov_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(resp)
+}

@@ -1,0 +1,191 @@
+//! Storage behind one trait, so handlers and domain logic never touch a database type.
+//!
+//! Every row that belongs to a clinic is keyed by the clinic id first (`clinic_id ‖ …`), so a
+//! backend on a distributed SQL engine can place each clinic on one shard. Accounts, sessions and
+//! login attempts are per account, not per clinic, and are the only global rows.
+//!
+//! Contract (checked by [`suite`] against every implementation):
+//! * writes are durable (flushed) before the method returns;
+//! * `write_records` is all-or-nothing: a version conflict in any write writes none of them;
+//! * per-clinic change sequence numbers are gapless and strictly increasing;
+//! * `changes` returns each record once, at its latest change, ordered by sequence number.
+
+pub mod sled_store;
+pub mod suite;
+
+use async_trait::async_trait;
+use optovault_shared::wire::{AccessEvent, PublicKeys, Role, SealedBlob, WrappedKey};
+use optovault_shared::{Compartment, UnixTime};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("record {record_id} is at version {current}")]
+    VersionConflict { record_id: Uuid, current: u64 },
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("corrupt row in {0}")]
+    Corrupt(&'static str),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountRow {
+    pub account_id: Uuid,
+    /// Normalised username (the OPAQUE credential identifier).
+    pub username: String,
+    /// OPAQUE password file (ServerRegistration), not a password hash: useless without the
+    /// server's OPRF key and still costs an Argon2id run per guess with it.
+    pub password_file: Vec<u8>,
+    pub public_keys: PublicKeys,
+    pub sealed_key_bundle: SealedBlob,
+    pub created_at: UnixTime,
+}
+
+/// The server's half of an OPAQUE login between its two requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoginAttempt {
+    pub login_id: Uuid,
+    /// `None` for an unknown username: the attempt can never succeed.
+    pub account_id: Option<Uuid>,
+    pub state: Vec<u8>,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// SHA-256 of the cookie token; the token itself is never stored.
+    pub token_hash: [u8; 32],
+    pub account_id: Uuid,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClinicRow {
+    pub clinic_id: Uuid,
+    pub created_at: UnixTime,
+    pub created_by: Uuid,
+    /// The clinic profile envelope (its name, sealed), as canonical JSON.
+    pub profile: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub clinic_id: Uuid,
+    pub account_id: Uuid,
+    pub role: Role,
+    pub added_at: UnixTime,
+    /// Clinic keys wrapped to this member (ciphertext only).
+    pub wrapped_keys: Vec<WrappedKey>,
+}
+
+/// One record version to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordWriteRow {
+    pub record_id: Uuid,
+    pub expected_version: u64,
+    pub compartment: Compartment,
+    /// The envelope as canonical JSON; opaque to the store.
+    pub envelope: Vec<u8>,
+}
+
+/// A record's latest version as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordRow {
+    pub record_id: Uuid,
+    pub seq: u64,
+    pub version: u64,
+    pub updated_at: UnixTime,
+    pub compartment: Compartment,
+    pub envelope: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub record_id: Uuid,
+    pub version: u64,
+    pub seq: u64,
+}
+
+/// An access event before the store numbers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDraft {
+    pub at: UnixTime,
+    pub actor: Option<Uuid>,
+    /// `None` for account-level events (login, logout, registration).
+    pub clinic_id: Option<Uuid>,
+    pub action: &'static str,
+    pub target: Option<Uuid>,
+    pub count: u32,
+    pub outcome: &'static str,
+    pub ip: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Returns the stored OPAQUE server setup, storing `fresh` first if there is none.
+    async fn server_setup_or_init(&self, fresh: Vec<u8>) -> StoreResult<Vec<u8>>;
+
+    /// Creates an account; `Conflict` if the username is taken.
+    async fn create_account(&self, account: AccountRow) -> StoreResult<()>;
+    async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>>;
+    async fn account_by_username(&self, username: &str) -> StoreResult<Option<AccountRow>>;
+
+    async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()>;
+    /// Removes and returns the attempt (each is usable once).
+    async fn take_login_attempt(&self, login_id: Uuid) -> StoreResult<Option<LoginAttempt>>;
+
+    async fn put_session(&self, session: SessionRow) -> StoreResult<()>;
+    async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Creates a clinic with its first member (the owner) atomically; `Conflict` if the id exists.
+    async fn create_clinic(&self, clinic: ClinicRow, owner: MemberRow) -> StoreResult<()>;
+    async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>>;
+    async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>>;
+    /// The clinics an account belongs to, with its membership in each.
+    async fn clinics_of(&self, account_id: Uuid) -> StoreResult<Vec<(ClinicRow, MemberRow)>>;
+
+    /// Writes record versions atomically (all or none), appends `event` in the same transaction,
+    /// and flushes before returning.
+    async fn write_records(
+        &self,
+        clinic_id: Uuid,
+        writes: Vec<RecordWriteRow>,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<Vec<WriteOutcome>>;
+    async fn record(&self, clinic_id: Uuid, record_id: Uuid) -> StoreResult<Option<RecordRow>>;
+    /// Records ordered by id, starting after `after`.
+    async fn records(
+        &self,
+        clinic_id: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<RecordRow>>;
+    /// Records whose latest change has `seq > since`, by seq; and the clinic's head seq.
+    async fn changes(
+        &self,
+        clinic_id: Uuid,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<(Vec<RecordRow>, u64)>;
+
+    /// Appends an access event. With `durable`, it is flushed before returning; otherwise it is
+    /// flushed by the backend's periodic flush (read events, which are frequent).
+    async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64>;
+    /// Events of one clinic (or the account-level log with `None`) with `seq > since`.
+    async fn events(
+        &self,
+        clinic_id: Option<Uuid>,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEvent>>;
+}

@@ -1,0 +1,575 @@
+//! The embedded default: sled 0.34. Blocking sled calls run on tokio's blocking pool.
+//!
+//! Trees (keys are big-endian so byte order is numeric order):
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | name | server-wide values (OPAQUE server setup) |
+//! | `accounts` | account id | `AccountRow` (JSON) |
+//! | `usernames` | username | account id |
+//! | `login_attempts` | login id | `LoginAttempt` (JSON) |
+//! | `sessions` | SHA-256(token) | `SessionRow` (JSON) |
+//! | `clinics` | clinic id | `ClinicRow` (JSON) |
+//! | `members` | clinic id ‖ account id | `MemberRow` (JSON) |
+//! | `account_clinics` | account id ‖ clinic id | role (index for "my clinics") |
+//! | `records` | clinic id ‖ record id | seq ‖ version |
+//! | `feed` | clinic id ‖ seq | record id ‖ version ‖ updated_at ‖ compartment ‖ envelope JSON |
+//! | `heads` | clinic id | last seq |
+//! | `events` | clinic id (nil for account-level) ‖ seq | `AccessEvent` (JSON) |
+//! | `event_heads` | clinic id (nil for account-level) | last event seq |
+//!
+//! The feed holds one row per record, at its latest seq (the old row is removed on update), so a
+//! pull is one range scan with no second lookup.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use optovault_shared::wire::AccessEvent;
+use optovault_shared::{Compartment, UnixTime};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use uuid::Uuid;
+
+use super::*;
+
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    meta: Tree,
+    accounts: Tree,
+    usernames: Tree,
+    login_attempts: Tree,
+    sessions: Tree,
+    clinics: Tree,
+    members: Tree,
+    account_clinics: Tree,
+    records: Tree,
+    feed: Tree,
+    heads: Tree,
+    events: Tree,
+    event_heads: Tree,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        backend(e)
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store rows serialise")
+}
+
+fn from_json<T: DeserializeOwned>(tree: &'static str, b: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(b).map_err(|_| StoreError::Corrupt(tree))
+}
+
+fn key2(a: &Uuid, b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + b.len());
+    k.extend_from_slice(a.as_bytes());
+    k.extend_from_slice(b);
+    k
+}
+
+fn be_u64(b: &[u8]) -> StoreResult<u64> {
+    b.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("counter"))
+}
+
+fn uuid_at(b: &[u8], at: usize) -> StoreResult<Uuid> {
+    b.get(at..at + 16)
+        .and_then(|s| Uuid::from_slice(s).ok())
+        .ok_or(StoreError::Corrupt("id"))
+}
+
+const FEED_HEADER: usize = 16 + 8 + 8 + 1;
+
+fn encode_feed_row(r: &RecordRow) -> Vec<u8> {
+    let mut v = Vec::with_capacity(FEED_HEADER + r.envelope.len());
+    v.extend_from_slice(r.record_id.as_bytes());
+    v.extend_from_slice(&r.version.to_be_bytes());
+    v.extend_from_slice(&r.updated_at.to_be_bytes());
+    v.push(r.compartment.code());
+    v.extend_from_slice(&r.envelope);
+    v
+}
+
+fn decode_feed_row(seq: u64, v: &[u8]) -> StoreResult<RecordRow> {
+    if v.len() < FEED_HEADER {
+        return Err(StoreError::Corrupt("feed"));
+    }
+    Ok(RecordRow {
+        record_id: uuid_at(v, 0)?,
+        version: be_u64(&v[16..24])?,
+        updated_at: be_u64(&v[24..32])? as i64,
+        compartment: Compartment::from_code(v[32]).ok_or(StoreError::Corrupt("feed"))?,
+        seq,
+        envelope: v[FEED_HEADER..].to_vec(),
+    })
+}
+
+fn event_scope(clinic_id: Option<Uuid>) -> Uuid {
+    clinic_id.unwrap_or(Uuid::nil())
+}
+
+/// Appends an event inside a transaction; returns its seq.
+fn append_event_tx(
+    events: &TransactionalTree,
+    heads: &TransactionalTree,
+    e: &EventDraft,
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    let scope = event_scope(e.clinic_id);
+    let last = match heads.get(scope.as_bytes())? {
+        Some(b) => be_u64(&b).map_err(ConflictableTransactionError::Abort)?,
+        None => 0,
+    };
+    let seq = last + 1;
+    heads.insert(scope.as_bytes(), &seq.to_be_bytes())?;
+    let row = AccessEvent {
+        seq,
+        at: e.at,
+        actor: e.actor,
+        clinic_id: e.clinic_id,
+        action: e.action.to_string(),
+        target: e.target,
+        count: e.count,
+        outcome: e.outcome.to_string(),
+        ip: e.ip.clone(),
+    };
+    events.insert(key2(&scope, &seq.to_be_bytes()), to_json(&row))?;
+    Ok(seq)
+}
+
+fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(backend(e)),
+    }
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> StoreResult<SledStore> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(200))
+            .open()?;
+        let t = |n: &str| db.open_tree(n);
+        let inner = Inner {
+            meta: t("meta")?,
+            accounts: t("accounts")?,
+            usernames: t("usernames")?,
+            login_attempts: t("login_attempts")?,
+            sessions: t("sessions")?,
+            clinics: t("clinics")?,
+            members: t("members")?,
+            account_clinics: t("account_clinics")?,
+            records: t("records")?,
+            feed: t("feed")?,
+            heads: t("heads")?,
+            events: t("events")?,
+            event_heads: t("event_heads")?,
+            db,
+        };
+        Ok(SledStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Runs blocking sled work off the async runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(backend)?
+    }
+
+    /// Flushes everything to disk (used on shutdown, and after every durable write).
+    pub async fn flush(&self) -> StoreResult<()> {
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        name: &'static str,
+        key: &[u8],
+    ) -> StoreResult<Option<T>> {
+        tree.get(key)?.map(|v| from_json(name, &v)).transpose()
+    }
+    fn durable(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn server_setup_or_init(&self, fresh: Vec<u8>) -> StoreResult<Vec<u8>> {
+        self.run(move |s| {
+            let prev = s.meta.compare_and_swap(
+                b"opaque_server_setup",
+                None as Option<&[u8]>,
+                Some(fresh.clone()),
+            )?;
+            s.durable()?;
+            match prev {
+                Ok(()) => Ok(fresh),
+                Err(cas) => Ok(cas.current.map(|v| v.to_vec()).unwrap_or_default()),
+            }
+        })
+        .await
+    }
+
+    async fn create_account(&self, account: AccountRow) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = (&s.usernames, &s.accounts).transaction(|(u, a)| {
+                if u.get(account.username.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                        "username".into(),
+                    )));
+                }
+                u.insert(account.username.as_bytes(), account.account_id.as_bytes())?;
+                a.insert(account.account_id.as_bytes(), to_json(&account))?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>> {
+        self.run(move |s| s.get_json(&s.accounts, "accounts", account_id.as_bytes()))
+            .await
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Option<AccountRow>> {
+        let username = username.to_string();
+        self.run(move |s| match s.usernames.get(username.as_bytes())? {
+            None => Ok(None),
+            Some(id) => s.get_json(&s.accounts, "accounts", &id),
+        })
+        .await
+    }
+
+    async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()> {
+        self.run(move |s| {
+            s.login_attempts
+                .insert(attempt.login_id.as_bytes(), to_json(&attempt))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_login_attempt(&self, login_id: Uuid) -> StoreResult<Option<LoginAttempt>> {
+        self.run(move |s| {
+            s.login_attempts
+                .remove(login_id.as_bytes())?
+                .map(|v| from_json("login_attempts", &v))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn put_session(&self, session: SessionRow) -> StoreResult<()> {
+        self.run(move |s| {
+            s.sessions.insert(session.token_hash, to_json(&session))?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>> {
+        self.run(move |s| s.get_json(&s.sessions, "sessions", &token_hash))
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
+        self.run(move |s| {
+            s.sessions.remove(token_hash)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn create_clinic(&self, clinic: ClinicRow, owner: MemberRow) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = (&s.clinics, &s.members, &s.account_clinics).transaction(|(c, m, ac)| {
+                if c.get(clinic.clinic_id.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                        "clinic".into(),
+                    )));
+                }
+                c.insert(clinic.clinic_id.as_bytes(), to_json(&clinic))?;
+                m.insert(
+                    key2(&clinic.clinic_id, owner.account_id.as_bytes()),
+                    to_json(&owner),
+                )?;
+                ac.insert(
+                    key2(&owner.account_id, clinic.clinic_id.as_bytes()),
+                    to_json(&owner.role),
+                )?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>> {
+        self.run(move |s| s.get_json(&s.clinics, "clinics", clinic_id.as_bytes()))
+            .await
+    }
+
+    async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>> {
+        self.run(move |s| {
+            s.get_json(
+                &s.members,
+                "members",
+                &key2(&clinic_id, account_id.as_bytes()),
+            )
+        })
+        .await
+    }
+
+    async fn clinics_of(&self, account_id: Uuid) -> StoreResult<Vec<(ClinicRow, MemberRow)>> {
+        self.run(move |s| {
+            let mut out = Vec::new();
+            for kv in s.account_clinics.scan_prefix(account_id.as_bytes()) {
+                let (k, _) = kv?;
+                let clinic_id = uuid_at(&k, 16)?;
+                let clinic: Option<ClinicRow> =
+                    s.get_json(&s.clinics, "clinics", clinic_id.as_bytes())?;
+                let member: Option<MemberRow> = s.get_json(
+                    &s.members,
+                    "members",
+                    &key2(&clinic_id, account_id.as_bytes()),
+                )?;
+                if let (Some(c), Some(m)) = (clinic, member) {
+                    out.push((c, m));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn write_records(
+        &self,
+        clinic_id: Uuid,
+        writes: Vec<RecordWriteRow>,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        self.run(move |s| {
+            let trees = (&s.records, &s.feed, &s.heads, &s.events, &s.event_heads);
+            let r = trees.transaction(|(records, feed, heads, events, event_heads)| {
+                let mut head = match heads.get(clinic_id.as_bytes())? {
+                    Some(b) => be_u64(&b).map_err(ConflictableTransactionError::Abort)?,
+                    None => 0,
+                };
+                let mut out = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    let rkey = key2(&clinic_id, w.record_id.as_bytes());
+                    let current = records.get(&rkey)?;
+                    let (old_seq, current_version) = match &current {
+                        Some(b) if b.len() == 16 => (
+                            Some(be_u64(&b[..8]).map_err(ConflictableTransactionError::Abort)?),
+                            be_u64(&b[8..]).map_err(ConflictableTransactionError::Abort)?,
+                        ),
+                        Some(_) => {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                "records",
+                            )))
+                        }
+                        None => (None, 0),
+                    };
+                    if current_version != w.expected_version {
+                        return Err(ConflictableTransactionError::Abort(
+                            StoreError::VersionConflict {
+                                record_id: w.record_id,
+                                current: current_version,
+                            },
+                        ));
+                    }
+                    if let Some(old) = old_seq {
+                        feed.remove(key2(&clinic_id, &old.to_be_bytes()))?;
+                    }
+                    head += 1;
+                    let version = current_version + 1;
+                    let row = RecordRow {
+                        record_id: w.record_id,
+                        seq: head,
+                        version,
+                        updated_at: now,
+                        compartment: w.compartment,
+                        envelope: w.envelope.clone(),
+                    };
+                    feed.insert(key2(&clinic_id, &head.to_be_bytes()), encode_feed_row(&row))?;
+                    let mut idx = [0u8; 16];
+                    idx[..8].copy_from_slice(&head.to_be_bytes());
+                    idx[8..].copy_from_slice(&version.to_be_bytes());
+                    records.insert(rkey, &idx)?;
+                    out.push(WriteOutcome {
+                        record_id: w.record_id,
+                        version,
+                        seq: head,
+                    });
+                }
+                heads.insert(clinic_id.as_bytes(), &head.to_be_bytes())?;
+                append_event_tx(events, event_heads, &event)?;
+                Ok(out)
+            });
+            let out = tx_result(r)?;
+            s.durable()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record(&self, clinic_id: Uuid, record_id: Uuid) -> StoreResult<Option<RecordRow>> {
+        self.run(move |s| {
+            let Some(idx) = s.records.get(key2(&clinic_id, record_id.as_bytes()))? else {
+                return Ok(None);
+            };
+            let seq = be_u64(idx.get(..8).ok_or(StoreError::Corrupt("records"))?)?;
+            match s.feed.get(key2(&clinic_id, &seq.to_be_bytes()))? {
+                Some(v) => decode_feed_row(seq, &v).map(Some),
+                None => Err(StoreError::Corrupt("feed")),
+            }
+        })
+        .await
+    }
+
+    async fn records(
+        &self,
+        clinic_id: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<Vec<RecordRow>> {
+        self.run(move |s| {
+            let start = match after {
+                Some(a) => {
+                    let mut k = key2(&clinic_id, a.as_bytes());
+                    k.push(0); // strictly after `a`
+                    k
+                }
+                None => clinic_id.as_bytes().to_vec(),
+            };
+            let mut end = clinic_id.as_bytes().to_vec();
+            end.extend_from_slice(&[0xff; 17]);
+            let mut out = Vec::new();
+            for kv in s.records.range(start..end).take(limit) {
+                let (_, idx) = kv?;
+                let seq = be_u64(idx.get(..8).ok_or(StoreError::Corrupt("records"))?)?;
+                let v = s
+                    .feed
+                    .get(key2(&clinic_id, &seq.to_be_bytes()))?
+                    .ok_or(StoreError::Corrupt("feed"))?;
+                out.push(decode_feed_row(seq, &v)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        clinic_id: Uuid,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<(Vec<RecordRow>, u64)> {
+        self.run(move |s| {
+            let head = match s.heads.get(clinic_id.as_bytes())? {
+                Some(b) => be_u64(&b)?,
+                None => 0,
+            };
+            let start = key2(&clinic_id, &since.saturating_add(1).to_be_bytes());
+            let end = key2(&clinic_id, &u64::MAX.to_be_bytes());
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for kv in s.feed.range(start..=end).take(limit) {
+                let (k, v) = kv?;
+                let seq = be_u64(&k[16..])?;
+                out.push(decode_feed_row(seq, &v)?);
+            }
+            Ok((out, head))
+        })
+        .await
+    }
+
+    async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64> {
+        self.run(move |s| {
+            let r = (&s.events, &s.event_heads)
+                .transaction(|(events, heads)| append_event_tx(events, heads, &event));
+            let seq = tx_result(r)?;
+            if durable {
+                s.durable()?;
+            }
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        clinic_id: Option<Uuid>,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEvent>> {
+        self.run(move |s| {
+            let scope = event_scope(clinic_id);
+            let start = key2(&scope, &since.saturating_add(1).to_be_bytes());
+            let end = key2(&scope, &u64::MAX.to_be_bytes());
+            s.events
+                .range(start..=end)
+                .take(limit)
+                .map(|kv| {
+                    let (_, v) = kv?;
+                    from_json("events", &v)
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_store_passes_the_store_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SledStore::open(dir.path()).unwrap();
+        super::super::suite::run_all(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let clinic = {
+            let store = super::SledStore::open(dir.path()).unwrap();
+            super::super::suite::seed_for_reopen(&store).await
+        };
+        let store = super::SledStore::open(dir.path()).unwrap();
+        super::super::suite::check_after_reopen(&store, clinic).await;
+    }
+}

@@ -1,0 +1,492 @@
+//! The behaviour every `Store` must have, as a suite that takes any implementation. The sled
+//! backend runs it in its unit tests; a later backend (PostgreSQL) runs the same functions.
+//! Envelopes here are opaque bytes: the store never interprets them.
+
+use std::collections::BTreeSet;
+
+use optovault_shared::wire::{PublicKeys, Role, SealedBlob};
+use optovault_shared::{Compartment, B64};
+use uuid::Uuid;
+
+use super::*;
+
+fn account(username: &str) -> AccountRow {
+    AccountRow {
+        account_id: Uuid::new_v4(),
+        username: username.to_string(),
+        password_file: vec![1, 2, 3],
+        public_keys: PublicKeys {
+            x25519: B64(vec![9; 32]),
+            ed25519: B64(vec![8; 32]),
+        },
+        sealed_key_bundle: SealedBlob {
+            nonce: B64(vec![0; 12]),
+            ciphertext: B64(vec![7; 80]),
+        },
+        created_at: 1_700_000_000,
+    }
+}
+
+fn event(clinic_id: Option<Uuid>, action: &'static str) -> EventDraft {
+    EventDraft {
+        at: 1_700_000_000,
+        actor: None,
+        clinic_id,
+        action,
+        target: None,
+        count: 1,
+        outcome: "ok",
+        ip: None,
+    }
+}
+
+fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
+    RecordWriteRow {
+        record_id,
+        expected_version,
+        compartment: Compartment::Demographics,
+        envelope: body.as_bytes().to_vec(),
+    }
+}
+
+async fn new_clinic(store: &dyn Store) -> (Uuid, Uuid) {
+    let owner = account(&format!("owner-{}", Uuid::new_v4()));
+    store.create_account(owner.clone()).await.unwrap();
+    let clinic_id = Uuid::new_v4();
+    store
+        .create_clinic(
+            ClinicRow {
+                clinic_id,
+                created_at: 1,
+                created_by: owner.account_id,
+                profile: b"profile".to_vec(),
+            },
+            MemberRow {
+                clinic_id,
+                account_id: owner.account_id,
+                role: Role::Owner,
+                added_at: 1,
+                wrapped_keys: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    (clinic_id, owner.account_id)
+}
+
+/// Runs every check below against `store` (which may already hold data of other tests).
+pub async fn run_all(store: &dyn Store) {
+    server_setup_is_written_once(store).await;
+    accounts(store).await;
+    login_attempts_are_single_use(store).await;
+    sessions(store).await;
+    clinics_and_members(store).await;
+    record_writes_and_conflicts(store).await;
+    batch_is_all_or_nothing(store).await;
+    change_feed(store).await;
+    record_listing(store).await;
+    clinics_are_isolated(store).await;
+    events_are_appended_per_clinic(store).await;
+    concurrent_writes_keep_sequence_gapless(store).await;
+}
+
+pub async fn server_setup_is_written_once(store: &dyn Store) {
+    let first = store.server_setup_or_init(vec![1; 8]).await.unwrap();
+    let second = store.server_setup_or_init(vec![2; 8]).await.unwrap();
+    assert_eq!(first, second, "server setup must never be replaced");
+}
+
+pub async fn accounts(store: &dyn Store) {
+    let name = format!("jane-{}", Uuid::new_v4());
+    let a = account(&name);
+    store.create_account(a.clone()).await.unwrap();
+    assert_eq!(store.account(a.account_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.account_by_username(&name).await.unwrap(),
+        Some(a.clone())
+    );
+    let dup = account(&name);
+    assert!(matches!(
+        store.create_account(dup.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.account(dup.account_id).await.unwrap(), None);
+    assert_eq!(
+        store.account_by_username("nobody-here").await.unwrap(),
+        None
+    );
+}
+
+pub async fn login_attempts_are_single_use(store: &dyn Store) {
+    let at = LoginAttempt {
+        login_id: Uuid::new_v4(),
+        account_id: Some(Uuid::new_v4()),
+        state: vec![5; 40],
+        expires_at: 2_000_000_000,
+    };
+    store.put_login_attempt(at.clone()).await.unwrap();
+    assert_eq!(
+        store.take_login_attempt(at.login_id).await.unwrap(),
+        Some(at.clone())
+    );
+    assert_eq!(store.take_login_attempt(at.login_id).await.unwrap(), None);
+}
+
+pub async fn sessions(store: &dyn Store) {
+    let s = SessionRow {
+        token_hash: *Uuid::new_v4()
+            .as_bytes()
+            .repeat(2)
+            .first_chunk::<32>()
+            .unwrap(),
+        account_id: Uuid::new_v4(),
+        created_at: 1,
+        expires_at: 2,
+    };
+    store.put_session(s.clone()).await.unwrap();
+    assert_eq!(store.session(s.token_hash).await.unwrap(), Some(s.clone()));
+    store.delete_session(s.token_hash).await.unwrap();
+    assert_eq!(store.session(s.token_hash).await.unwrap(), None);
+}
+
+pub async fn clinics_and_members(store: &dyn Store) {
+    let (clinic_id, owner) = new_clinic(store).await;
+    let m = store.member(clinic_id, owner).await.unwrap().unwrap();
+    assert_eq!(m.role, Role::Owner);
+    let mine = store.clinics_of(owner).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].0.clinic_id, clinic_id);
+    // Creating the same clinic id again fails and changes nothing.
+    let intruder = Uuid::new_v4();
+    let again = store
+        .create_clinic(
+            ClinicRow {
+                clinic_id,
+                created_at: 2,
+                created_by: intruder,
+                profile: b"other".to_vec(),
+            },
+            MemberRow {
+                clinic_id,
+                account_id: intruder,
+                role: Role::Owner,
+                added_at: 2,
+                wrapped_keys: vec![],
+            },
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))));
+    assert_eq!(store.member(clinic_id, intruder).await.unwrap(), None);
+    assert!(store.clinics_of(intruder).await.unwrap().is_empty());
+    assert_eq!(
+        store.clinic(clinic_id).await.unwrap().unwrap().profile,
+        b"profile".to_vec()
+    );
+}
+
+pub async fn record_writes_and_conflicts(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let r = Uuid::new_v4();
+    let out = store
+        .write_records(
+            clinic,
+            vec![write(r, 0, "v1")],
+            10,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![WriteOutcome {
+            record_id: r,
+            version: 1,
+            seq: 1
+        }]
+    );
+    // A second create of the same id conflicts.
+    let err = store
+        .write_records(
+            clinic,
+            vec![write(r, 0, "again")],
+            11,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::VersionConflict { current: 1, .. }
+    ));
+    let out = store
+        .write_records(
+            clinic,
+            vec![write(r, 1, "v2")],
+            12,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0].version, 2);
+    assert_eq!(out[0].seq, 2);
+    // A stale update conflicts and writes nothing.
+    let err = store
+        .write_records(
+            clinic,
+            vec![write(r, 1, "stale")],
+            13,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::VersionConflict { current: 2, .. }
+    ));
+    let row = store.record(clinic, r).await.unwrap().unwrap();
+    assert_eq!((row.version, row.seq, row.updated_at), (2, 2, 12));
+    assert_eq!(row.envelope, b"v2".to_vec());
+    assert_eq!(store.changes(clinic, 0, 100).await.unwrap().1, 2);
+    assert_eq!(store.record(clinic, Uuid::new_v4()).await.unwrap(), None);
+}
+
+pub async fn batch_is_all_or_nothing(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let existing = Uuid::new_v4();
+    store
+        .write_records(
+            clinic,
+            vec![write(existing, 0, "a")],
+            1,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    let events_before = store.events(Some(clinic), 0, 1000).await.unwrap().len();
+    let fresh: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let mut batch: Vec<_> = fresh.iter().map(|id| write(*id, 0, "new")).collect();
+    batch.push(write(existing, 7, "conflicting"));
+    assert!(store
+        .write_records(clinic, batch, 2, event(Some(clinic), "w"))
+        .await
+        .is_err());
+    for id in &fresh {
+        assert_eq!(store.record(clinic, *id).await.unwrap(), None);
+    }
+    let (changes, head) = store.changes(clinic, 0, 100).await.unwrap();
+    assert_eq!((changes.len(), head), (1, 1));
+    assert_eq!(
+        store.events(Some(clinic), 0, 1000).await.unwrap().len(),
+        events_before,
+        "a failed write appends no event"
+    );
+    // The same batch without the conflict writes all, with consecutive seqs.
+    let batch: Vec<_> = fresh.iter().map(|id| write(*id, 0, "new")).collect();
+    let out = store
+        .write_records(clinic, batch, 3, event(Some(clinic), "w"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6]
+    );
+}
+
+pub async fn change_feed(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    store
+        .write_records(
+            clinic,
+            ids.iter().map(|id| write(*id, 0, "v1")).collect(),
+            1,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    // Update records 0 and 5: they move to the end of the feed.
+    for i in [0, 5] {
+        store
+            .write_records(
+                clinic,
+                vec![write(ids[i], 1, "v2")],
+                2,
+                event(Some(clinic), "w"),
+            )
+            .await
+            .unwrap();
+    }
+    let (all, head) = store.changes(clinic, 0, 1000).await.unwrap();
+    assert_eq!(head, 12);
+    assert_eq!(all.len(), 10, "each record once");
+    let seqs: Vec<u64> = all.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ordered by seq");
+    assert_eq!(all[8].record_id, ids[0]);
+    assert_eq!((all[9].record_id, all[9].version), (ids[5], 2));
+    // Paging: since a cursor, only later changes.
+    let (page, _) = store.changes(clinic, 0, 3).await.unwrap();
+    assert_eq!(page.len(), 3);
+    let (rest, _) = store.changes(clinic, page[2].seq, 1000).await.unwrap();
+    assert_eq!(rest.len(), 7);
+    let (tail, _) = store.changes(clinic, 11, 1000).await.unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].record_id, ids[5]);
+    assert!(store.changes(clinic, 12, 1000).await.unwrap().0.is_empty());
+    assert!(store
+        .changes(clinic, u64::MAX, 10)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+}
+
+pub async fn record_listing(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let ids: BTreeSet<Uuid> = (0..25).map(|_| Uuid::new_v4()).collect();
+    store
+        .write_records(
+            clinic,
+            ids.iter().map(|id| write(*id, 0, "x")).collect(),
+            1,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.records(clinic, after, 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().record_id);
+        seen.extend(page.into_iter().map(|r| r.record_id));
+    }
+    assert_eq!(
+        seen,
+        ids.into_iter().collect::<Vec<_>>(),
+        "all, in id order, once"
+    );
+}
+
+pub async fn clinics_are_isolated(store: &dyn Store) {
+    let (a, _) = new_clinic(store).await;
+    let (b, _) = new_clinic(store).await;
+    let r = Uuid::new_v4();
+    store
+        .write_records(a, vec![write(r, 0, "secret-a")], 1, event(Some(a), "w"))
+        .await
+        .unwrap();
+    assert_eq!(store.record(b, r).await.unwrap(), None);
+    assert!(store.records(b, None, 100).await.unwrap().is_empty());
+    assert_eq!(store.changes(b, 0, 100).await.unwrap(), (vec![], 0));
+    // The same record id in clinic B is a different record.
+    let out = store
+        .write_records(b, vec![write(r, 0, "b")], 1, event(Some(b), "w"))
+        .await
+        .unwrap();
+    assert_eq!((out[0].version, out[0].seq), (1, 1));
+    assert_eq!(
+        store.record(a, r).await.unwrap().unwrap().envelope,
+        b"secret-a"
+    );
+}
+
+pub async fn events_are_appended_per_clinic(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let s1 = store
+        .append_event(event(Some(clinic), "records_read"), false)
+        .await
+        .unwrap();
+    let s2 = store
+        .append_event(event(Some(clinic), "records_read"), true)
+        .await
+        .unwrap();
+    assert_eq!(s2, s1 + 1);
+    store
+        .write_records(
+            clinic,
+            vec![write(Uuid::new_v4(), 0, "x")],
+            1,
+            event(Some(clinic), "records_written"),
+        )
+        .await
+        .unwrap();
+    let evs = store.events(Some(clinic), 0, 100).await.unwrap();
+    assert_eq!(
+        evs.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        vec!["records_read", "records_read", "records_written"]
+    );
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(evs.iter().all(|e| e.clinic_id == Some(clinic)));
+    assert_eq!(store.events(Some(clinic), 2, 100).await.unwrap().len(), 1);
+    let (other, _) = new_clinic(store).await;
+    assert!(store.events(Some(other), 0, 100).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_writes_keep_sequence_gapless(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let results = futures_join(store, clinic).await;
+    let mut seqs: Vec<u64> = results.into_iter().flatten().map(|o| o.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        store.changes(clinic, 0, 1000).await.unwrap().1,
+        seqs.len() as u64
+    );
+}
+
+async fn futures_join(store: &dyn Store, clinic: Uuid) -> Vec<Vec<WriteOutcome>> {
+    // Four writers interleaved on one clinic, 25 writes each.
+    let writer = |n: usize| async move {
+        let mut out = Vec::new();
+        for _ in 0..25 {
+            let o = store
+                .write_records(
+                    clinic,
+                    vec![write(Uuid::new_v4(), 0, "c")],
+                    n as i64,
+                    event(Some(clinic), "w"),
+                )
+                .await
+                .unwrap();
+            out.extend(o);
+        }
+        out
+    };
+    let (a, b, c, d) = tokio::join!(writer(1), writer(2), writer(3), writer(4));
+    vec![a, b, c, d]
+}
+
+/// Part one of the reopen check: writes data and returns the clinic id.
+pub async fn seed_for_reopen(store: &dyn Store) -> Uuid {
+    let (clinic, _) = new_clinic(store).await;
+    let r = Uuid::new_v4();
+    store
+        .write_records(
+            clinic,
+            vec![write(r, 0, "persisted")],
+            5,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    clinic
+}
+
+/// Part two: after reopening, the data is there and the sequence continues.
+pub async fn check_after_reopen(store: &dyn Store, clinic: Uuid) {
+    let (rows, head) = store.changes(clinic, 0, 10).await.unwrap();
+    assert_eq!(head, 1);
+    assert_eq!(rows[0].envelope, b"persisted".to_vec());
+    let out = store
+        .write_records(
+            clinic,
+            vec![write(Uuid::new_v4(), 0, "next")],
+            6,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0].seq, 2);
+}
