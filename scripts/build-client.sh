@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the web client into dist/ with Trunk, offline: Trunk uses the wasm-bindgen and wasm-opt
+# installed by scripts/setup.sh (their versions are pinned in Trunk.toml) and never fetches any.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+cargo fetch --locked >/dev/null
+trunk build --offline --release
+# The page must start without inline script (the CSP forbids it).
+if grep -qiE '<script>|<script type="module">' dist/index.html; then
+  echo "dist/index.html has an inline script; the CSP would block it" >&2
+  exit 1
+fi
+echo "client built: $(du -h dist/*.wasm | cut -f1) wasm"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of OptoVault: unit and store-suite tests, native end-to-end tests against a real
+# server process, the browser tests in Debian's chromium, the canary scan and the API fuzzing.
+# Installs what is missing first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+OUT="$PWD/test-output"
+rm -rf "$OUT" && mkdir -p "$OUT"
+step() { printf '\n==== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "zero knowledge is structural: the server must not link the record cipher"
+linked=$(cargo tree --locked -p optovault-server -e normal --prefix none | grep -E '^(aes-gcm|aes|hpke|chacha20poly1305|ed25519-dalek) ' | sort -u || true)
+if [ -n "$linked" ]; then
+  echo "optovault-server links: $linked" >&2
+  exit 1
+fi
+echo "ok: no aes-gcm, aes, hpke, chacha20poly1305 or ed25519-dalek in optovault-server's tree"
+
+# Each package is built and tested on its own so that Cargo never unifies the tests' `client`
+# feature of the shared crate into the server binary under test.
+step "server: unit tests and the Store behaviour suite"
+cargo test --locked -p optovault-server
+cargo build --locked -p optovault-server
+export OPTOVAULT_SERVER_BIN="$PWD/target/debug/optovault-server"
+
+step "shared: wire types, envelope, crypto (tamper, swap, replay), domain validation, password policy"
+cargo test --locked -p optovault-shared --features client
+
+step "native end-to-end tests against a real server process"
+cargo test --locked -p optovault-tests
+
+step "client build (Trunk, offline)"
+bash scripts/build-client.sh
+
+step "browser tests (Debian chromium via playwright-core) and the canary scan"
+cargo build --locked -p optovault-tests --bin ov-fixture
+export OV_FIXTURE_BIN="$PWD/target/debug/ov-fixture"
+export OV_TEST_OUTPUT="$OUT"
+node --test --test-concurrency=1 tests/browser/
+
+step "API fuzzing from the OpenAPI document (schemathesis)"
+bash tests/fuzz/schemathesis.sh
+
+step "all tests passed; screenshots and logs in test-output/"

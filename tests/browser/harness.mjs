@@ -1,0 +1,113 @@
+// Shared pieces of the browser tests: a real server process on 127.0.0.1 with a temporary sled
+// directory, Debian's chromium driven by playwright-core, and the UI steps the tests repeat.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, createWriteStream, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const OUTPUT = process.env.OV_TEST_OUTPUT || join(ROOT, 'test-output');
+mkdirSync(OUTPUT, { recursive: true });
+
+const SERVER_BIN = process.env.OPTOVAULT_SERVER_BIN || join(ROOT, 'target/debug/optovault-server');
+const STATIC_DIR = join(ROOT, 'dist');
+
+/** Starts the real server binary; resolves once it prints its address. */
+export async function startServer(name) {
+  if (!existsSync(SERVER_BIN)) throw new Error(`missing ${SERVER_BIN}: run cargo build -p optovault-server`);
+  if (!existsSync(join(STATIC_DIR, 'index.html'))) throw new Error('missing dist/: run scripts/build-client.sh');
+  const dataDir = mkdtempSync(join(tmpdir(), `ov-${name}-data-`));
+  const logPath = join(OUTPUT, `server-${name}.log`);
+  const log = createWriteStream(logPath);
+  const proc = spawn(SERVER_BIN, ['--addr', '127.0.0.1:0', '--data-dir', dataDir, '--static-dir', STATIC_DIR], {
+    env: { ...process.env, RUST_LOG: 'info,tower_http=debug' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stderr.pipe(log);
+  const url = await new Promise((resolveUrl, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('server did not start in 20 s')), 20000);
+    proc.stdout.on('data', (chunk) => {
+      log.write(chunk);
+      buf += chunk;
+      const m = buf.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (m) { clearTimeout(timer); resolveUrl(m[1]); }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  proc.stdout.on('data', (c) => log.write(c));
+  return {
+    url, dataDir, logPath, proc,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.on('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+      await new Promise((r) => log.end(r));
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+  });
+}
+
+/** A fresh browser context whose console errors and CSP violations are collected. */
+export async function newPage(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => page.consoleErrors.push(String(e)));
+  page.setDefaultTimeout(30000);
+  return page;
+}
+
+export async function register(page, url, username, password) {
+  await page.goto(`${url}/register`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.fill('#password-confirm', password);
+  await page.click('#register-submit');
+  await page.waitForURL(/\/clinics$/, { timeout: 60000 });
+}
+
+export async function login(page, url, username, password) {
+  await page.goto(`${url}/login`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.click('#login-submit');
+}
+
+export async function createClinic(page, name) {
+  await page.fill('#clinic-name', name);
+  await page.click('#create-clinic');
+  const link = page.locator('a.clinic-item', { hasText: name });
+  await link.waitFor();
+  return link;
+}
+
+export const PATIENT_FIELDS = ['given_name', 'family_name', 'date_of_birth', 'phone', 'email',
+  'address-line1', 'address-line2', 'address-city', 'address-region', 'address-postal_code',
+  'address-country', 'insurance_member_id', 'notes'];
+
+/** Fills the patient form (already open) and saves; waits for the list to come back. */
+export async function savePatient(page, fields) {
+  for (const [id, value] of Object.entries(fields)) {
+    if (id === 'sex') await page.selectOption('#sex', value);
+    else await page.fill(`#${id}`, value);
+  }
+  await page.click('#save-patient');
+  await page.waitForURL(/\/patients$/);
+}
+
+export function patientRows(page) {
+  return page.locator('tr.patient-row');
+}

@@ -1,0 +1,58 @@
+//! Test fixture: registers an account on a running server, logs in, creates a clinic and fills
+//! it with N sealed patients (batches of 1000), then prints one JSON line with what the caller
+//! needs (username, clinic id, session cookie). Used by the browser sync test (a large clinic)
+//! and by the API fuzzing (an authenticated session). Talks to the given loopback URL only.
+
+use clap::Parser;
+use optovault_tests::{patient_write, sample_patient, Client};
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    base: String,
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    password: String,
+    /// Name of the clinic to create.
+    #[arg(long, default_value = "Fixture Clinic")]
+    clinic_name: String,
+    /// Number of patients to create.
+    #[arg(long, default_value_t = 0)]
+    patients: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if !args.base.starts_with("http://127.") && !args.base.starts_with("http://localhost") {
+        anyhow::bail!("the fixture only talks to a loopback server");
+    }
+    let client = Client::new(&args.base);
+    client.register(&args.username, &args.password)?;
+    let session = client.login(&args.username, &args.password).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let clinic = client.create_clinic(&session, &args.clinic_name)?;
+    let mut first_record = None;
+    for chunk_start in (0..args.patients).step_by(1000) {
+        let writes: Vec<_> = (chunk_start..(chunk_start + 1000).min(args.patients))
+            .map(|i| {
+                let id = Uuid::new_v4();
+                first_record.get_or_insert(id);
+                patient_write(&session, clinic.id, &clinic.keyring, id, 0, &sample_patient(i))
+            })
+            .collect();
+        client.batch(clinic.id, writes)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "username": args.username,
+            "account_id": session.account_id,
+            "clinic_id": clinic.id,
+            "record_id": first_record,
+            "cookie": session.cookie_pair(),
+        })
+    );
+    Ok(())
+}
