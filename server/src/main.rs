@@ -35,6 +35,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             tracing::warn!(dir = %dir.display(), "static dir has no index.html; build the client first");
         }
     }
+    spawn_sweeper(state.clone());
     let router = app(state, config.static_dir.as_deref());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
@@ -50,6 +51,21 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     store.flush().await?;
     tracing::info!("stopped; database flushed");
     Ok(())
+}
+
+/// Removes expired login attempts and sessions once a minute.
+fn spawn_sweeper(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match state.store.purge_expired(optovault_server::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "expired sessions and login attempts removed"),
+                Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -142,6 +142,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the attempt (each is usable once).
     async fn take_login_attempt(&self, login_id: Uuid) -> StoreResult<Option<LoginAttempt>>;
 
+    /// Removes login attempts and sessions that expired before `now`; returns how many.
+    async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize>;
+
     async fn put_session(&self, session: SessionRow) -> StoreResult<()>;
     async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;

@@ -290,6 +290,29 @@ impl Store for SledStore {
         .await
     }
 
+    async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize> {
+        self.run(move |s| {
+            let mut purged = 0;
+            for kv in s.login_attempts.iter() {
+                let (k, v) = kv?;
+                let a: LoginAttempt = from_json("login_attempts", &v)?;
+                if a.expires_at <= now && s.login_attempts.remove(k)?.is_some() {
+                    purged += 1;
+                }
+            }
+            for kv in s.sessions.iter() {
+                let (k, v) = kv?;
+                let row: SessionRow = from_json("sessions", &v)?;
+                if row.expires_at <= now && s.sessions.remove(k)?.is_some() {
+                    purged += 1;
+                }
+            }
+            s.durable()?;
+            Ok(purged)
+        })
+        .await
+    }
+
     async fn put_session(&self, session: SessionRow) -> StoreResult<()> {
         self.run(move |s| {
             s.sessions.insert(session.token_hash, to_json(&session))?;

@@ -80,6 +80,7 @@ pub async fn run_all(store: &dyn Store) {
     accounts(store).await;
     login_attempts_are_single_use(store).await;
     sessions(store).await;
+    expired_rows_are_purged(store).await;
     clinics_and_members(store).await;
     record_writes_and_conflicts(store).await;
     batch_is_all_or_nothing(store).await;
@@ -147,6 +148,35 @@ pub async fn sessions(store: &dyn Store) {
     assert_eq!(store.session(s.token_hash).await.unwrap(), Some(s.clone()));
     store.delete_session(s.token_hash).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), None);
+}
+
+pub async fn expired_rows_are_purged(store: &dyn Store) {
+    let now = 1_900_000_000;
+    let attempt = |expires_at| LoginAttempt {
+        login_id: Uuid::new_v4(),
+        account_id: None,
+        state: vec![1],
+        expires_at,
+    };
+    let session = |expires_at| SessionRow {
+        token_hash: *Uuid::new_v4().as_bytes().repeat(2).first_chunk::<32>().unwrap(),
+        account_id: Uuid::new_v4(),
+        created_at: 0,
+        expires_at,
+    };
+    let (old_a, live_a) = (attempt(now - 1), attempt(now + 60));
+    let (old_s, live_s) = (session(now), session(now + 3600));
+    for a in [&old_a, &live_a] {
+        store.put_login_attempt(a.clone()).await.unwrap();
+    }
+    for s in [&old_s, &live_s] {
+        store.put_session(s.clone()).await.unwrap();
+    }
+    assert!(store.purge_expired(now).await.unwrap() >= 2);
+    assert_eq!(store.take_login_attempt(old_a.login_id).await.unwrap(), None);
+    assert_eq!(store.session(old_s.token_hash).await.unwrap(), None);
+    assert_eq!(store.take_login_attempt(live_a.login_id).await.unwrap(), Some(live_a));
+    assert_eq!(store.session(live_s.token_hash).await.unwrap(), Some(live_s));
 }
 
 pub async fn clinics_and_members(store: &dyn Store) {
