@@ -25,21 +25,32 @@ done
 [ -n "${URL:-}" ] || { echo "server did not start"; cat "$LOG"; exit 1; }
 
 FIXTURE=$("$FIXTURE_BIN" --base "$URL" --username "fuzz-$RANDOM$RANDOM" --password 'saffron bicycle yawns 71 moss' --patients 5)
-COOKIE=$(printf '%s' "$FIXTURE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cookie"])')
+field() { printf '%s' "$FIXTURE" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+COOKIE=$(field cookie)
+export OV_FUZZ_CLINIC_ID=$(field clinic_id) OV_FUZZ_RECORD_ID=$(field record_id)
 
+fuzz() { # $1: name of the pass; further arguments go before `run`
+  local name=$1; shift
+  .tools/venv/bin/st "$@" run "$URL/api/openapi.json" \
+    --url "$URL" \
+    --checks not_a_server_error \
+    --max-examples "$EXAMPLES" \
+    --seed 20261126 \
+    --workers 1 \
+    --header "Cookie: $COOKIE" \
+    --exclude-path /api/session/logout \
+    --request-timeout 30 \
+    --report junit --report-junit-path "$OUT/schemathesis-$name-junit.xml"
+}
 set +e
-.tools/venv/bin/st run "$URL/api/openapi.json" \
-  --url "$URL" \
-  --checks not_a_server_error \
-  --max-examples "$EXAMPLES" \
-  --seed 20261126 \
-  --workers 1 \
-  --header "Cookie: $COOKIE" \
-  --exclude-path /api/session/logout \
-  --request-timeout 30 \
-  --report junit --report-junit-path "$OUT/schemathesis-junit.xml"
-ST=$?
+echo "-- pass 1: every operation, random ids"
+fuzz random
+ST1=$?
+echo "-- pass 2: every operation inside the session's own clinic"
+fuzz member --config-file tests/fuzz/member.toml
+ST2=$?
 set -e
+ST=$((ST1 + ST2))
 
 alive=0
 curl -fsS "$URL/api/health" >/dev/null && alive=1
