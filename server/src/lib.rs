@@ -91,6 +91,14 @@ async fn api_not_found() -> ApiError {
     )
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not accept that method.",
+    )
+}
+
 /// The whole application: API routes, the static client (if a directory is given), security
 /// headers, body limits and a last-resort panic guard that still answers in JSON.
 pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
@@ -104,6 +112,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -4,6 +4,7 @@ use clap::Parser;
 use optovault_server::config::Config;
 use optovault_server::store::SledStore;
 use optovault_server::{app, AppState, Settings};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -37,6 +38,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     spawn_sweeper(state.clone());
     let router = app(state, config.static_dir.as_deref());
+    // Listen for SIGTERM before announcing readiness, so a stop sent right after the ready line
+    // still shuts down gracefully (and flushes).
+    let term = signal(SignalKind::terminate())?;
+    let interrupt = signal(SignalKind::interrupt())?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     // Tests and scripts wait for this exact line.
@@ -46,7 +51,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown_signal(term, interrupt))
     .await?;
     store.flush().await?;
     tracing::info!("stopped; database flushed");
@@ -68,15 +73,9 @@ fn spawn_sweeper(state: AppState) {
     });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+async fn shutdown_signal(mut term: Signal, mut interrupt: Signal) {
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = interrupt.recv() => {},
+    }
 }

@@ -159,7 +159,11 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         expires_at,
     };
     let session = |expires_at| SessionRow {
-        token_hash: *Uuid::new_v4().as_bytes().repeat(2).first_chunk::<32>().unwrap(),
+        token_hash: *Uuid::new_v4()
+            .as_bytes()
+            .repeat(2)
+            .first_chunk::<32>()
+            .unwrap(),
         account_id: Uuid::new_v4(),
         created_at: 0,
         expires_at,
@@ -173,10 +177,19 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         store.put_session(s.clone()).await.unwrap();
     }
     assert!(store.purge_expired(now).await.unwrap() >= 2);
-    assert_eq!(store.take_login_attempt(old_a.login_id).await.unwrap(), None);
+    assert_eq!(
+        store.take_login_attempt(old_a.login_id).await.unwrap(),
+        None
+    );
     assert_eq!(store.session(old_s.token_hash).await.unwrap(), None);
-    assert_eq!(store.take_login_attempt(live_a.login_id).await.unwrap(), Some(live_a));
-    assert_eq!(store.session(live_s.token_hash).await.unwrap(), Some(live_s));
+    assert_eq!(
+        store.take_login_attempt(live_a.login_id).await.unwrap(),
+        Some(live_a)
+    );
+    assert_eq!(
+        store.session(live_s.token_hash).await.unwrap(),
+        Some(live_s)
+    );
 }
 
 pub async fn clinics_and_members(store: &dyn Store) {
