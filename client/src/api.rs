@@ -1,0 +1,157 @@
+//! Every call to the OptoVault server: same origin, JSON bodies (the types of
+//! `optovault_shared::wire`), the session cookie sent by the browser. Only ciphertext, public keys
+//! and OPAQUE messages ever go through here.
+
+use gloo_net::http::{Request, RequestBuilder, Response};
+use optovault_shared::wire::{
+    AccountCreated, ApiErrorBody, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
+    LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, RecordWrite,
+    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, SessionInfo, WriteResult,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A failed call: the server's `{code, message}` for a non-2xx answer, or a local problem
+/// (network, unreadable answer) with `status` 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn local(code: &str, message: &str) -> ApiError {
+        ApiError {
+            status: 0,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The session is gone (expired, revoked or never there): the user must log in again.
+    pub fn is_unauthenticated(&self) -> bool {
+        self.status == 401 && self.code != "login_failed"
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn network(_: gloo_net::Error) -> ApiError {
+    ApiError::local(
+        "network",
+        "Could not reach the server. Check your connection and try again.",
+    )
+}
+
+/// Sends a request and turns a non-2xx status into an [`ApiError`].
+async fn send(req: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
+    let resp = req.map_err(network)?.send().await.map_err(network)?;
+    if resp.ok() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    Err(match resp.json::<ApiErrorBody>().await {
+        Ok(body) => ApiError {
+            status,
+            code: body.code,
+            message: body.message,
+        },
+        Err(_) => ApiError {
+            status,
+            code: format!("http_{status}"),
+            message: format!("The server answered {status} {}.", resp.status_text()),
+        },
+    })
+}
+
+async fn json<T: DeserializeOwned>(resp: Response) -> ApiResult<T> {
+    resp.json::<T>().await.map_err(|_| {
+        ApiError::local(
+            "bad_response",
+            "The server sent an answer this page cannot read.",
+        )
+    })
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> ApiResult<T> {
+    json(send(Request::get(url).build()).await?).await
+}
+
+fn with_body<B: Serialize>(builder: RequestBuilder, body: &B) -> Result<Request, gloo_net::Error> {
+    builder.json(body)
+}
+
+async fn post<B: Serialize, T: DeserializeOwned>(url: &str, body: &B) -> ApiResult<T> {
+    json(send(with_body(Request::post(url), body)).await?).await
+}
+
+/// A POST whose answer has no body we need (204 or ignored).
+async fn post_no_content<B: Serialize>(url: &str, body: &B) -> ApiResult<()> {
+    send(with_body(Request::post(url), body)).await.map(|_| ())
+}
+
+// ---- accounts and sessions ----------------------------------------------------------------
+
+pub async fn register_start(body: &RegisterStartRequest) -> ApiResult<RegisterStartResponse> {
+    post("/api/accounts/register/start", body).await
+}
+
+pub async fn register_finish(body: &RegisterFinishRequest) -> ApiResult<AccountCreated> {
+    post("/api/accounts/register/finish", body).await
+}
+
+pub async fn login_start(body: &LoginStartRequest) -> ApiResult<LoginStartResponse> {
+    post("/api/session/login/start", body).await
+}
+
+pub async fn login_finish(body: &LoginFinishRequest) -> ApiResult<SessionInfo> {
+    post("/api/session/login/finish", body).await
+}
+
+pub async fn login_abort(login_id: Uuid) -> ApiResult<()> {
+    post_no_content("/api/session/login/abort", &LoginAbortRequest { login_id }).await
+}
+
+pub async fn logout() -> ApiResult<()> {
+    send(Request::post("/api/session/logout").build())
+        .await
+        .map(|_| ())
+}
+
+// ---- clinics and records --------------------------------------------------------------------
+
+pub async fn list_clinics() -> ApiResult<ClinicList> {
+    get("/api/clinics").await
+}
+
+pub async fn get_clinic(clinic_id: Uuid) -> ApiResult<ClinicView> {
+    get(&format!("/api/clinics/{clinic_id}")).await
+}
+
+pub async fn create_clinic(body: &CreateClinicRequest) -> ApiResult<ClinicView> {
+    post("/api/clinics", body).await
+}
+
+pub async fn changes(clinic_id: Uuid, since: u64, limit: usize) -> ApiResult<ChangesPage> {
+    get(&format!(
+        "/api/clinics/{clinic_id}/changes?since={since}&limit={limit}"
+    ))
+    .await
+}
+
+pub async fn put_record(
+    clinic_id: Uuid,
+    record_id: Uuid,
+    body: &RecordWrite,
+) -> ApiResult<WriteResult> {
+    let url = format!("/api/clinics/{clinic_id}/records/{record_id}");
+    json(send(with_body(Request::put(&url), body)).await?).await
+}

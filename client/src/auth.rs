@@ -1,0 +1,160 @@
+//! Registration and login: the client half of OPAQUE and the user's key bundle. The password
+//! stays in this module's callers' memory; only OPAQUE messages go to the server.
+
+use optovault_shared::crypto::{
+    login_finish, login_start, open_key_bundle, registration_finish, registration_start,
+    seal_key_bundle, CryptoError, UserKeys,
+};
+use optovault_shared::wire::{
+    LoginFinishRequest, LoginStartRequest, RegisterFinishRequest, RegisterStartRequest,
+};
+use optovault_shared::B64;
+
+use crate::api::{self, ApiError};
+use crate::state::Unlocked;
+use crate::util::let_browser_paint;
+
+/// The one message for every failed login of the "who are you" kind.
+pub const WRONG_CREDENTIALS: &str = "Wrong username or password.";
+
+#[derive(Debug)]
+pub enum AuthError {
+    /// Wrong password, unknown user, or a server answer not for this password.
+    WrongCredentials,
+    /// The server refused or could not be reached.
+    Api(ApiError),
+    /// Something local went wrong (a malformed protocol message, a key bundle that does not open).
+    Local(String),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::WrongCredentials => f.write_str(WRONG_CREDENTIALS),
+            AuthError::Api(e) => write!(f, "{e}"),
+            AuthError::Local(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<ApiError> for AuthError {
+    fn from(e: ApiError) -> Self {
+        AuthError::Api(e)
+    }
+}
+
+fn protocol_error(_: CryptoError) -> AuthError {
+    AuthError::Local("The server's answer was malformed. Please try again.".into())
+}
+
+/// Creates the account: OPAQUE registration, fresh key pairs, the key bundle sealed under a key
+/// derived from OPAQUE's export key. `username` must already be normalised.
+pub async fn register(username: &str, password: &str) -> Result<(), AuthError> {
+    let (state, request) = registration_start(password).map_err(protocol_error)?;
+    let started = api::register_start(&RegisterStartRequest {
+        username: username.to_string(),
+        registration_request: B64(request),
+    })
+    .await?;
+    // Argon2id runs next and blocks the page for a moment: let the spinner paint first.
+    let_browser_paint().await;
+    let (upload, export_key) = registration_finish(
+        state,
+        password,
+        username,
+        started.registration_response.as_slice(),
+    )
+    .map_err(protocol_error)?;
+    let keys = UserKeys::generate();
+    let sealed_key_bundle = seal_key_bundle(&keys, &export_key, username);
+    drop(export_key);
+    let public_keys = keys.public_keys();
+    drop(keys);
+    api::register_finish(&RegisterFinishRequest {
+        username: username.to_string(),
+        registration_upload: B64(upload),
+        public_keys,
+        sealed_key_bundle,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Logs in with OPAQUE and opens the key bundle. `username` must already be normalised.
+pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError> {
+    let (state, request) = login_start(password).map_err(protocol_error)?;
+    let started = api::login_start(&LoginStartRequest {
+        username: username.to_string(),
+        credential_request: B64(request),
+    })
+    .await
+    .map_err(|e| match e.code.as_str() {
+        "invalid_username" | "login_failed" => AuthError::WrongCredentials,
+        _ => AuthError::Api(e),
+    })?;
+    let_browser_paint().await;
+    let (finalization, export_key) = match login_finish(
+        state,
+        password,
+        username,
+        started.credential_response.as_slice(),
+    ) {
+        Ok(done) => done,
+        Err(_) => {
+            // Tell the server, so the failure is counted and logged; the answer does not matter.
+            let _ = api::login_abort(started.login_id).await;
+            return Err(AuthError::WrongCredentials);
+        }
+    };
+    let session = api::login_finish(&LoginFinishRequest {
+        login_id: started.login_id,
+        credential_finalization: B64(finalization),
+    })
+    .await
+    .map_err(|e| {
+        if e.status == 401 || e.code == "login_failed" {
+            AuthError::WrongCredentials
+        } else {
+            AuthError::Api(e)
+        }
+    })?;
+    let opened = open_key_bundle(
+        &session.sealed_key_bundle,
+        &export_key,
+        username,
+        &session.public_keys,
+    );
+    drop(export_key);
+    match opened {
+        Ok(keys) => Ok(Unlocked::new(
+            session.account_id,
+            username.to_string(),
+            keys,
+        )),
+        Err(e) => {
+            // The session is useless without the keys: end it.
+            let _ = api::logout().await;
+            Err(AuthError::Local(match e {
+                CryptoError::PublicKeyMismatch => {
+                    "The server presented public keys that are not this account's. \
+                     Your data was not opened."
+                        .into()
+                }
+                _ => "Your key bundle could not be opened. Your data was not opened.".into(),
+            }))
+        }
+    }
+}
+
+/// Logs in and keeps the unlocked account in the app state (replacing any previous one).
+pub async fn sign_in(
+    app: crate::state::AppState,
+    username: &str,
+    password: &str,
+) -> Result<(), AuthError> {
+    use leptos::prelude::Set;
+    let unlocked = login(username, password).await?;
+    app.lock();
+    app.session.set(Some(std::sync::Arc::new(unlocked)));
+    Ok(())
+}

@@ -1,0 +1,45 @@
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_navigate;
+
+use crate::api;
+use crate::state::use_app;
+
+/// The bar on top of every page that needs keys: who is signed in, and the logout button.
+#[component]
+pub fn AppHeader() -> impl IntoView {
+    let app = use_app();
+    let navigate = use_navigate();
+    let username = app.me().map(|m| m.username.clone()).unwrap_or_default();
+    let leaving = RwSignal::new(false);
+    let logout = move |_| {
+        if leaving.get_untracked() {
+            return;
+        }
+        leaving.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            // Revoke the session on the server, then forget every key and every decrypted record.
+            let _ = api::logout().await;
+            app.lock();
+            navigate("/login", Default::default());
+        });
+    };
+    view! {
+        <header class="app-header">
+            <a class="brand" href="/clinics">"OptoVault"</a>
+            <div class="who">
+                <span class="username">{username}</span>
+                <button
+                    id="logout"
+                    type="button"
+                    class="button secondary"
+                    on:click=logout
+                    disabled=move || leaving.get()
+                >
+                    "Log out"
+                </button>
+            </div>
+        </header>
+    }
+}

@@ -1,0 +1,27 @@
+pub mod clinics;
+pub mod login;
+pub mod not_found;
+pub mod patient_form;
+pub mod patients;
+pub mod register;
+
+use leptos::prelude::*;
+use leptos_router::NavigateOptions;
+
+use crate::api::ApiError;
+use crate::state::AppState;
+
+/// Shows an API error in `target`, or, when the session is gone, locks and goes to the login page.
+pub fn report_error(
+    app: AppState,
+    navigate: &impl Fn(&str, NavigateOptions),
+    target: RwSignal<Option<String>>,
+    e: ApiError,
+) {
+    if e.is_unauthenticated() {
+        app.session_ended();
+        navigate("/login", Default::default());
+    } else {
+        target.set(Some(e.message));
+    }
+}
