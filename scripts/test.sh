@@ -31,6 +31,9 @@ export OPTOVAULT_SERVER_BIN="$PWD/target/debug/optovault-server"
 step "shared: wire types, envelope, crypto (tamper, swap, replay), domain validation, password policy"
 cargo test --locked -p optovault-shared --features client
 
+step "client: store and sync logic (native build of the client crate)"
+cargo test --locked -p optovault-client
+
 step "native end-to-end tests against a real server process"
 cargo test --locked -p optovault-tests
 
