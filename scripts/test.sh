@@ -44,7 +44,7 @@ step "browser tests (Debian chromium via playwright-core) and the canary scan"
 cargo build --locked -p optovault-tests --bin ov-fixture
 export OV_FIXTURE_BIN="$PWD/target/debug/ov-fixture"
 export OV_TEST_OUTPUT="$OUT"
-node --test --test-concurrency=1 tests/browser/
+node --test --test-concurrency=1 tests/browser/*.test.mjs
 
 step "API fuzzing from the OpenAPI document (schemathesis)"
 bash tests/fuzz/schemathesis.sh
