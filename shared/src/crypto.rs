@@ -121,6 +121,11 @@ impl UserKeys {
         SigningKey::from_bytes(&self.ed25519_secret)
     }
 
+    /// Ed25519 signature over `msg` with this user's signing key.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.signing_key().sign(msg).to_bytes()
+    }
+
     pub fn public_keys(&self) -> PublicKeys {
         let pk = X25519HkdfSha256::sk_to_pk(&self.hpke_secret());
         PublicKeys {
@@ -234,6 +239,44 @@ impl ClinicKey {
     }
 }
 
+/// Seals a short secret to an X25519 public key with HPKE base mode; `info` names its purpose and
+/// binds its context (also used as AAD). Returns (encapsulated key, ciphertext).
+pub fn seal_to(recipient_x25519: &[u8], info: &[u8], secret: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(recipient_x25519)
+        .map_err(|_| CryptoError::Unwrap)?;
+    let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
+        &OpModeS::Base,
+        &pk,
+        info,
+        secret,
+        info,
+        &mut OsRng,
+    )
+    .map_err(|_| CryptoError::Unwrap)?;
+    Ok((enc.to_bytes().to_vec(), ct))
+}
+
+/// Opens what [`seal_to`] sealed to me under the same `info`.
+pub fn open_sealed(
+    my_keys: &UserKeys,
+    info: &[u8],
+    enc: &[u8],
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let enc =
+        <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc).map_err(|_| CryptoError::Unwrap)?;
+    hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+        &OpModeR::Base,
+        &my_keys.hpke_secret(),
+        &enc,
+        info,
+        ct,
+        info,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| CryptoError::Unwrap)
+}
+
 /// The keys of one clinic that this member holds.
 #[derive(Clone, Debug, Default)]
 pub struct ClinicKeyring {
@@ -256,6 +299,26 @@ impl ClinicKeyring {
     pub fn by_id(&self, key_id: &Uuid) -> Option<&ClinicKey> {
         self.keys.iter().find(|k| &k.key_id == key_id)
     }
+    /// Every key (all epochs) of the compartments `role` is granted: what a member of that role
+    /// receives, so records written before a rotation stay readable to them.
+    pub fn for_role(&self, role: crate::wire::Role) -> Vec<&ClinicKey> {
+        self.keys
+            .iter()
+            .filter(|k| role.grants(k.compartment))
+            .collect()
+    }
+
+    /// Adds fresh keys at `epoch` for `compartments` (a rotation); old epochs are kept so old
+    /// records stay readable. Returns the new keys.
+    pub fn rotate(&mut self, compartments: &[Compartment], epoch: u32) -> Vec<ClinicKey> {
+        let fresh: Vec<ClinicKey> = compartments
+            .iter()
+            .map(|c| ClinicKey::generate(*c, epoch))
+            .collect();
+        self.keys.extend(fresh.iter().cloned());
+        fresh
+    }
+
     /// The newest key of a compartment: what new writes use.
     pub fn current(&self, c: Compartment) -> Option<&ClinicKey> {
         self.keys

@@ -14,12 +14,15 @@ pub mod b64;
 pub mod domain;
 pub mod envelope;
 pub mod opaque;
+pub mod roster;
 pub mod wire;
 
 #[cfg(feature = "client")]
 pub mod crypto;
 #[cfg(feature = "client")]
 pub mod password;
+#[cfg(feature = "client")]
+pub mod team;
 
 pub use b64::B64;
 pub use envelope::{Compartment, RecordEnvelope};
