@@ -66,15 +66,23 @@ pub fn clinic_event(
     }
 }
 
-fn view(clinic: ClinicRow, member: MemberRow) -> ApiResult<ClinicView> {
+async fn view(state: &AppState, clinic: ClinicRow, member: MemberRow) -> ApiResult<ClinicView> {
     let profile: RecordEnvelope =
         serde_json::from_slice(&clinic.profile).map_err(|_| StoreError::Corrupt("clinics"))?;
+    let head = state
+        .store
+        .roster_head(clinic.clinic_id)
+        .await?
+        .ok_or(StoreError::Corrupt("roster_heads"))?;
     Ok(ClinicView {
         clinic_id: clinic.clinic_id,
         role: member.role,
         created_at: clinic.created_at,
         profile,
         wrapped_keys: member.wrapped_keys,
+        pinned_anchor: member.pinned_anchor,
+        roster_head: head.seq,
+        key_epoch: head.key_epoch,
     })
 }
 
@@ -123,6 +131,14 @@ pub fn check_new_clinic(req: &CreateClinicRequest, caller: Uuid) -> ApiResult<()
     Ok(())
 }
 
+/// HPKE X25519 encapsulated key is 32 bytes; the wrapped 32-byte key plus a 16-byte tag is 48.
+pub fn wrapped_key_well_formed(k: &WrappedKey) -> bool {
+    k.enc.len() == 32
+        && k.ciphertext.len() == 32 + 16
+        && k.epoch >= 1
+        && k.key_id.get_version_num() == 4
+}
+
 fn check_wrapped_keys(keys: &[WrappedKey], recipient: Uuid) -> ApiResult<()> {
     if keys.is_empty() || keys.len() > limits::MAX_WRAPPED_KEYS {
         return Err(invalid(
@@ -132,13 +148,8 @@ fn check_wrapped_keys(keys: &[WrappedKey], recipient: Uuid) -> ApiResult<()> {
     }
     let mut ids = HashSet::new();
     for k in keys {
-        // HPKE X25519 encapsulated key is 32 bytes; the wrapped 32-byte key plus a 16-byte tag.
-        let well_formed = k.enc.len() == 32
-            && k.ciphertext.len() == 32 + 16
-            && k.recipient == recipient
-            && k.epoch >= 1
-            && k.key_id.get_version_num() == 4
-            && ids.insert(k.key_id);
+        let well_formed =
+            wrapped_key_well_formed(k) && k.recipient == recipient && ids.insert(k.key_id);
         if !well_formed {
             return Err(invalid(
                 "invalid_wrapped_keys",
@@ -155,13 +166,10 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> ApiResult<Json<ClinicList>> {
-    let clinics = state
-        .store
-        .clinics_of(auth.account_id)
-        .await?
-        .into_iter()
-        .map(|(c, m)| view(c, m))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let mut clinics = Vec::new();
+    for (c, m) in state.store.clinics_of(auth.account_id).await? {
+        clinics.push(view(&state, c, m).await?);
+    }
     Ok(Json(ClinicList { clinics }))
 }
 
@@ -174,6 +182,13 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateClinicRequest>,
 ) -> ApiResult<(StatusCode, Json<ClinicView>)> {
     check_new_clinic(&req, auth.account_id)?;
+    let account = state
+        .store
+        .account(auth.account_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let genesis = crate::team::check_genesis(&req, &account)?;
+    crate::team::check_sealed_blob(&req.pinned_anchor)?;
     let at = now();
     let clinic = ClinicRow {
         clinic_id: req.clinic_id,
@@ -187,10 +202,11 @@ pub async fn create(
         role: Role::Owner,
         added_at: at,
         wrapped_keys: req.wrapped_keys,
+        pinned_anchor: req.pinned_anchor,
     };
     match state
         .store
-        .create_clinic(clinic.clone(), owner.clone())
+        .create_clinic(clinic.clone(), owner.clone(), genesis)
         .await
     {
         Err(StoreError::Conflict(_)) => {
@@ -215,7 +231,10 @@ pub async fn create(
             true,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(view(clinic, owner)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, clinic, owner).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/clinics/{clinic_id}", params(("clinic_id" = Uuid, Path)),
@@ -231,5 +250,5 @@ pub async fn show(
         .clinic(clinic_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(view(clinic, member)?))
+    Ok(Json(view(&state, clinic, member).await?))
 }

@@ -11,10 +11,13 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod invitations;
+pub mod members;
 pub mod openapi;
 pub mod records;
 pub mod session;
 pub mod store;
+pub mod team;
 
 use std::sync::Arc;
 
@@ -108,6 +111,8 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(clinics::router())
         .merge(records::router())
         .merge(events::router())
+        .merge(members::router())
+        .merge(invitations::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))

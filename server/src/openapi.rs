@@ -27,6 +27,15 @@ use utoipa::OpenApi;
         crate::records::list,
         crate::records::changes,
         crate::events::list,
+        crate::members::roster,
+        crate::members::list,
+        crate::members::add,
+        crate::members::rotate,
+        crate::invitations::create,
+        crate::invitations::list,
+        crate::invitations::revoke,
+        crate::invitations::info,
+        crate::invitations::accept,
     ),
     components(schemas(optovault_shared::wire::ApiErrorBody))
 )]

@@ -67,7 +67,11 @@ fn page_limit(limit: Option<u32>, default: usize) -> ApiResult<usize> {
 }
 
 /// Validates one write against the caller and turns it into a store row.
-pub fn check_write(w: RecordWrite, member: &MemberRow) -> ApiResult<RecordWriteRow> {
+pub fn check_write(
+    w: RecordWrite,
+    member: &MemberRow,
+    key_epoch: u32,
+) -> ApiResult<RecordWriteRow> {
     let env = &w.envelope;
     env.check_structure()
         .map_err(|e| ApiError::bad_request("invalid_envelope", e.to_string()))?;
@@ -94,6 +98,26 @@ pub fn check_write(w: RecordWrite, member: &MemberRow) -> ApiResult<RecordWriteR
             "Your role does not grant this compartment.",
         ));
     }
+    if env.epoch != key_epoch {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "stale_key_epoch",
+            format!(
+                "The clinic's keys were rotated: seal with epoch {key_epoch}, not {}. Reload the clinic.",
+                env.epoch
+            ),
+        ));
+    }
+    if !member
+        .wrapped_keys
+        .iter()
+        .any(|k| k.key_id == env.key_id && k.compartment == env.compartment && k.epoch == env.epoch)
+    {
+        return Err(ApiError::bad_request(
+            "unknown_key",
+            "The envelope names a key you do not hold for this compartment and epoch.",
+        ));
+    }
     Ok(RecordWriteRow {
         record_id: env.record_id,
         expected_version: w.expected_version,
@@ -115,6 +139,12 @@ async fn write(
             format!("A batch holds 1 to {} writes.", limits::MAX_BATCH),
         ));
     }
+    let key_epoch = state
+        .store
+        .roster_head(clinic_id)
+        .await?
+        .ok_or(StoreError::Corrupt("roster_heads"))?
+        .key_epoch;
     let mut ids = HashSet::new();
     let rows = writes
         .into_iter()
@@ -125,7 +155,7 @@ async fn write(
                     "A record appears twice in one batch.",
                 ));
             }
-            check_write(w, &member)
+            check_write(w, &member, key_epoch)
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let target = (rows.len() == 1).then(|| rows[0].record_id);

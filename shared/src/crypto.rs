@@ -134,6 +134,38 @@ impl UserKeys {
         }
     }
 
+    /// AES-256-GCM key for data this user seals to itself (HKDF of its private keys).
+    fn self_key(&self) -> Zeroizing<[u8; 32]> {
+        hkdf32(
+            &self.to_bytes(),
+            b"optovault/v1/self-seal/salt",
+            &[b"optovault/v1/self-seal"],
+        )
+    }
+
+    /// Seals data only this user can open, bound to `context` (e.g. a clinic id): used for the
+    /// clinic trust anchor a member pins, kept on the server but unforgeable by it.
+    pub fn seal_for_self(&self, context: &[u8], plaintext: &[u8]) -> SealedBlob {
+        let aad = [b"optovault/v1/self-seal\0".as_slice(), context].concat();
+        let (nonce, ct) = aes_seal(&self.self_key(), &aad, plaintext);
+        SealedBlob {
+            nonce: B64(nonce.to_vec()),
+            ciphertext: B64(ct),
+        }
+    }
+
+    /// Opens what [`UserKeys::seal_for_self`] sealed under the same `context`.
+    pub fn open_for_self(&self, context: &[u8], sealed: &SealedBlob) -> Result<Zeroizing<Vec<u8>>> {
+        let aad = [b"optovault/v1/self-seal\0".as_slice(), context].concat();
+        aes_open(
+            &self.self_key(),
+            sealed.nonce.as_slice(),
+            &aad,
+            sealed.ciphertext.as_slice(),
+        )
+        .ok_or(CryptoError::Bundle)
+    }
+
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut v = Zeroizing::new(Vec::with_capacity(64));
         v.extend_from_slice(&self.x25519_secret);

@@ -17,7 +17,42 @@ pub struct FieldError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecordBody {
+    /// Compartment `demographics`; the chart root (`chart_id == record_id`).
     Patient(Patient),
+    /// Compartment `clinical`; `chart_id` is the patient's record id. A stand-in for the
+    /// optometry chart (exams, prescriptions) until that issue lands.
+    ClinicalNote(ClinicalNote),
+}
+
+/// A free-text clinical note on a patient's chart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicalNote {
+    pub text: String,
+}
+
+impl ClinicalNote {
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.text.trim().is_empty() {
+            errors.push(FieldError {
+                field: "note",
+                message: "The note is empty.".into(),
+            });
+        }
+        too_long(&mut errors, "note", &self.text, NOTES_MAX);
+        if has_control(&self.text, true) {
+            errors.push(FieldError {
+                field: "note",
+                message: "Control characters are not allowed.".into(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// Administrative sex as in FHIR's AdministrativeGender.

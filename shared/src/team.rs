@@ -189,3 +189,108 @@ pub fn fingerprint(k: &PublicKeys) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Roster entry 1 of a new clinic: the creating owner adds themselves, at key epoch 1.
+pub fn genesis_entry(
+    clinic_id: Uuid,
+    me: Uuid,
+    username: &str,
+    keys: &UserKeys,
+    at: crate::UnixTime,
+) -> SignedRosterEntry {
+    let entry = RosterEntry {
+        clinic_id,
+        seq: 1,
+        prev_hash: B64(vec![0; 32]),
+        at,
+        signer: me,
+        change: crate::roster::RosterChange::Add {
+            member: me,
+            username: username.to_string(),
+            role: crate::wire::Role::Owner,
+            public_keys: keys.public_keys(),
+        },
+        key_epoch: 1,
+    };
+    sign_entry(&entry, keys)
+}
+
+/// The entry that follows `roster`'s head.
+pub fn next_entry(
+    roster: &Roster,
+    signer: Uuid,
+    change: crate::roster::RosterChange,
+    key_epoch: u32,
+    at: crate::UnixTime,
+) -> RosterEntry {
+    RosterEntry {
+        clinic_id: roster.clinic_id,
+        seq: roster.head_seq + 1,
+        prev_hash: B64(roster.head_hash.to_vec()),
+        at,
+        signer,
+        change,
+        key_epoch,
+    }
+}
+
+fn anchor_context(clinic_id: &Uuid) -> Vec<u8> {
+    [b"clinic-anchor\0".as_slice(), clinic_id.as_bytes()].concat()
+}
+
+/// Seals the clinic's trust anchor (its creator's Ed25519 key) to myself, for the server to keep.
+pub fn pin_anchor(keys: &UserKeys, clinic_id: &Uuid, anchor: &[u8]) -> crate::wire::SealedBlob {
+    keys.seal_for_self(&anchor_context(clinic_id), anchor)
+}
+
+/// Opens my pinned anchor of a clinic. The server cannot forge one.
+pub fn open_pinned_anchor(
+    keys: &UserKeys,
+    clinic_id: &Uuid,
+    sealed: &crate::wire::SealedBlob,
+) -> Result<Vec<u8>, crate::crypto::CryptoError> {
+    keys.open_for_self(&anchor_context(clinic_id), sealed)
+        .map(|z| z.to_vec())
+}
+
+/// Wraps to one member every key (all epochs) its role is granted.
+pub fn wrap_for_member(
+    clinic_id: &Uuid,
+    keyring: &crate::crypto::ClinicKeyring,
+    role: crate::wire::Role,
+    member: &Uuid,
+    member_keys: &PublicKeys,
+) -> Result<Vec<crate::wire::WrappedKey>, crate::crypto::CryptoError> {
+    keyring
+        .for_role(role)
+        .into_iter()
+        .map(|k| {
+            crate::crypto::wrap_clinic_key(clinic_id, k, member, member_keys.x25519.as_slice())
+        })
+        .collect()
+}
+
+/// After a rotation to `epoch`: wraps the new keys to every member of `roster` (as it stands after
+/// the change), each getting the compartments its role grants.
+pub fn wrap_epoch_for_roster(
+    roster: &Roster,
+    keyring: &crate::crypto::ClinicKeyring,
+    epoch: u32,
+) -> Result<Vec<crate::wire::WrappedKey>, crate::crypto::CryptoError> {
+    let mut out = Vec::new();
+    for (id, m) in &roster.members {
+        for k in keyring
+            .keys()
+            .iter()
+            .filter(|k| k.epoch == epoch && m.role.grants(k.compartment))
+        {
+            out.push(crate::crypto::wrap_clinic_key(
+                &roster.clinic_id,
+                k,
+                id,
+                m.public_keys.x25519.as_slice(),
+            )?);
+        }
+    }
+    Ok(out)
+}

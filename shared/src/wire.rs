@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::roster::SignedRosterEntry;
 use crate::{Compartment, RecordEnvelope, UnixTime, B64};
 
 macro_rules! wire {
@@ -160,6 +161,11 @@ wire! {
         pub profile: RecordEnvelope,
         /// The clinic's keys wrapped to the owner.
         pub wrapped_keys: Vec<WrappedKey>,
+        /// Roster entry 1: the owner adding themselves, self-signed.
+        pub roster_genesis: SignedRosterEntry,
+        /// The clinic's trust anchor (the creator's Ed25519 key) sealed by the caller to itself
+        /// (`UserKeys::seal_for_self`), so a later session can check the roster against it.
+        pub pinned_anchor: SealedBlob,
     }
 }
 wire! {
@@ -171,11 +177,136 @@ wire! {
         pub profile: RecordEnvelope,
         /// The keys wrapped to the calling member only.
         pub wrapped_keys: Vec<WrappedKey>,
+        /// The caller's own sealed copy of the clinic's trust anchor.
+        pub pinned_anchor: SealedBlob,
+        /// Latest roster seq and the key epoch new writes must use.
+        pub roster_head: u64,
+        pub key_epoch: u32,
     }
 }
 wire! {
     pub struct ClinicList {
         pub clinics: Vec<ClinicView>,
+    }
+}
+
+// ---- roster, invitations and members ----------------------------------------------------------
+
+wire! {
+    pub struct RosterPage {
+        /// Signed entries with seq > `since`, in order.
+        pub entries: Vec<SignedRosterEntry>,
+        pub head: u64,
+    }
+}
+wire! {
+    /// An owner invites someone. The invitation's one-time secret never reaches the server: it
+    /// travels in the link's fragment; the server keeps only the owner's HPKE-sealed copy.
+    pub struct CreateInvitationRequest {
+        /// Chosen by the client (random UUIDv4): the secret's sealing binds it.
+        pub invitation_id: Uuid,
+        pub role: Role,
+        /// 1 to 168 hours.
+        pub expires_in_hours: u32,
+        /// The secret sealed to the inviting owner's X25519 key (HPKE; enc ‖ ciphertext).
+        pub sealed_secret: SealedSecret,
+    }
+}
+wire! {
+    /// HPKE output: encapsulated key and ciphertext.
+    pub struct SealedSecret {
+        pub enc: B64,
+        pub ciphertext: B64,
+    }
+}
+wire! {
+    /// The invitee's answer: who they are (filled in by the server from the session), their
+    /// public keys, and a MAC over both with the invitation's secret.
+    pub struct Acceptance {
+        pub account_id: Uuid,
+        pub username: String,
+        pub public_keys: PublicKeys,
+        pub mac: B64,
+        pub accepted_at: UnixTime,
+    }
+}
+/// Where an invitation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Joined,
+    Revoked,
+    Expired,
+}
+wire! {
+    pub struct InvitationView {
+        pub invitation_id: Uuid,
+        pub clinic_id: Uuid,
+        pub role: Role,
+        pub created_by: Uuid,
+        pub created_at: UnixTime,
+        pub expires_at: UnixTime,
+        pub status: InvitationStatus,
+        pub sealed_secret: SealedSecret,
+        pub acceptance: Option<Acceptance>,
+    }
+}
+wire! {
+    pub struct InvitationList {
+        pub invitations: Vec<InvitationView>,
+    }
+}
+wire! {
+    /// What an invitee may learn before joining.
+    pub struct InvitationInfo {
+        pub invitation_id: Uuid,
+        pub clinic_id: Uuid,
+        pub role: Role,
+        pub expires_at: UnixTime,
+        pub status: InvitationStatus,
+    }
+}
+wire! {
+    pub struct AcceptInvitationRequest {
+        /// HMAC-SHA256 (see `team::invitation_mac`) over invitation, clinic, the caller's account
+        /// id, username and public keys.
+        pub mac: B64,
+        /// The clinic's trust anchor from the link, sealed by the invitee to itself.
+        pub pinned_anchor: SealedBlob,
+    }
+}
+wire! {
+    /// The owner admits an accepted invitee: the signed roster entry adding them and the keys
+    /// their role grants, wrapped to them.
+    pub struct AddMemberRequest {
+        pub invitation_id: Uuid,
+        pub roster_entry: SignedRosterEntry,
+        pub wrapped_keys: Vec<WrappedKey>,
+    }
+}
+wire! {
+    /// Remove a member or change a role: the signed roster entry plus the clinic keys of the new
+    /// epoch wrapped to every remaining member for what their role grants. Committed atomically.
+    pub struct RotationRequest {
+        pub roster_entry: SignedRosterEntry,
+        pub wrapped_keys: Vec<WrappedKey>,
+    }
+}
+wire! {
+    pub struct MemberView {
+        pub account_id: Uuid,
+        pub username: String,
+        pub role: Role,
+        pub public_keys: PublicKeys,
+        pub added_at: UnixTime,
+    }
+}
+wire! {
+    pub struct MemberList {
+        pub members: Vec<MemberView>,
     }
 }
 

@@ -979,11 +979,24 @@ pub fn clinic_request_for(
                 .expect("wrap clinic key")
         })
         .collect();
+    let me = s.keys.public_keys();
     (
         CreateClinicRequest {
             clinic_id,
             profile,
             wrapped_keys,
+            roster_genesis: optovault_shared::team::genesis_entry(
+                clinic_id,
+                s.account_id,
+                &s.username,
+                &s.keys,
+                1_800_000_000,
+            ),
+            pinned_anchor: optovault_shared::team::pin_anchor(
+                &s.keys,
+                &clinic_id,
+                me.ed25519.as_slice(),
+            ),
         },
         keyring,
     )
@@ -1093,7 +1106,7 @@ pub fn open_patient_by(
     })?;
     match serde_json::from_slice::<RecordBody>(&pt) {
         Ok(RecordBody::Patient(p)) => Ok(p),
-        Err(_) => Err(CryptoError::Open),
+        _ => Err(CryptoError::Open),
     }
 }
 

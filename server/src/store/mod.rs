@@ -14,7 +14,11 @@ pub mod sled_store;
 pub mod suite;
 
 use async_trait::async_trait;
-use optovault_shared::wire::{AccessEvent, PublicKeys, Role, SealedBlob, WrappedKey};
+use optovault_shared::roster::SignedRosterEntry;
+use optovault_shared::wire::{
+    Acceptance, AccessEvent, InvitationStatus, PublicKeys, Role, SealedBlob, SealedSecret,
+    WrappedKey,
+};
 use optovault_shared::{Compartment, UnixTime};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -84,6 +88,49 @@ pub struct MemberRow {
     pub added_at: UnixTime,
     /// Clinic keys wrapped to this member (ciphertext only).
     pub wrapped_keys: Vec<WrappedKey>,
+    /// The member's own sealed copy of the clinic's trust anchor (opaque to the server).
+    pub pinned_anchor: SealedBlob,
+}
+
+/// One signed roster entry with what the store needs to chain the next one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterRow {
+    pub seq: u64,
+    /// `roster::entry_hash` of `signed`.
+    pub hash: [u8; 32],
+    pub key_epoch: u32,
+    pub signed: SignedRosterEntry,
+}
+
+/// The latest roster entry of a clinic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RosterHead {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub key_epoch: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRow {
+    pub invitation_id: Uuid,
+    pub clinic_id: Uuid,
+    pub role: Role,
+    pub created_by: Uuid,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Stored status; `Expired` is derived from `expires_at` when read.
+    pub status: InvitationStatus,
+    pub sealed_secret: SealedSecret,
+    pub acceptance: Option<Acceptance>,
+    /// The invitee's sealed anchor, moved into its member row when it is admitted.
+    pub invitee_anchor: Option<SealedBlob>,
+}
+
+/// What a rotation does to the member it concerns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemberChange {
+    Remove(Uuid),
+    ChangeRole(Uuid, Role),
 }
 
 /// One record version to write.
@@ -149,8 +196,61 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
 
-    /// Creates a clinic with its first member (the owner) atomically; `Conflict` if the id exists.
-    async fn create_clinic(&self, clinic: ClinicRow, owner: MemberRow) -> StoreResult<()>;
+    /// Creates a clinic with its first member (the owner) and roster entry 1 atomically;
+    /// `Conflict` if the id exists.
+    async fn create_clinic(
+        &self,
+        clinic: ClinicRow,
+        owner: MemberRow,
+        genesis: RosterRow,
+    ) -> StoreResult<()>;
+    /// Every member of a clinic.
+    async fn members(&self, clinic_id: Uuid) -> StoreResult<Vec<MemberRow>>;
+    /// Roster entries with seq > `since`, in order, and the head.
+    async fn roster(
+        &self,
+        clinic_id: Uuid,
+        since: u64,
+    ) -> StoreResult<(Vec<RosterRow>, Option<RosterHead>)>;
+    async fn roster_head(&self, clinic_id: Uuid) -> StoreResult<Option<RosterHead>>;
+
+    /// Stores a new invitation; `Conflict` if the id exists.
+    async fn create_invitation(&self, invitation: InvitationRow) -> StoreResult<()>;
+    async fn invitation(
+        &self,
+        clinic_id: Uuid,
+        invitation_id: Uuid,
+    ) -> StoreResult<Option<InvitationRow>>;
+    async fn invitations(&self, clinic_id: Uuid) -> StoreResult<Vec<InvitationRow>>;
+    /// Replaces an invitation only if its stored status is still `from` (so two acceptances, or
+    /// an acceptance and a revocation, cannot both win); `Conflict` otherwise.
+    async fn transition_invitation(
+        &self,
+        from: InvitationStatus,
+        next: InvitationRow,
+    ) -> StoreResult<()>;
+
+    /// Admits a member atomically: appends the roster entry (which must follow the current head),
+    /// adds the member, and marks the invitation joined (it must still be accepted).
+    async fn add_member(
+        &self,
+        clinic_id: Uuid,
+        entry: RosterRow,
+        member: MemberRow,
+        invitation_id: Uuid,
+    ) -> StoreResult<()>;
+    /// Removes a member or changes a role and installs a new key epoch, atomically: appends the
+    /// roster entry (which must follow the current head), applies `change`, and adds `new_keys`
+    /// to the members they are wrapped to. A changed role keeps only the keys it still grants.
+    async fn rotate(
+        &self,
+        clinic_id: Uuid,
+        entry: RosterRow,
+        change: MemberChange,
+        new_keys: Vec<WrappedKey>,
+    ) -> StoreResult<()>;
+    /// Deletes every session of an account; returns how many.
+    async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize>;
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>>;
     async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>>;
     /// The clinics an account belongs to, with its membership in each.

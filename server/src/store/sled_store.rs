@@ -15,6 +15,10 @@
 //! | `feed` | clinic id ‖ seq | record id ‖ version ‖ updated_at ‖ compartment ‖ envelope JSON |
 //! | `heads` | clinic id | last seq |
 //! | `events` | clinic id (nil for account-level) ‖ seq | `AccessEvent` (JSON) |
+//! | `roster` | clinic id ‖ seq | `RosterRow` (JSON) |
+//! | `roster_heads` | clinic id | seq ‖ hash ‖ key epoch |
+//! | `invitations` | clinic id ‖ invitation id | `InvitationRow` (JSON) |
+//! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last event seq |
 //!
 //! The feed holds one row per record, at its latest seq (the old row is removed on update), so a
@@ -54,6 +58,10 @@ struct Inner {
     heads: Tree,
     events: Tree,
     event_heads: Tree,
+    roster: Tree,
+    roster_heads: Tree,
+    invitations: Tree,
+    account_sessions: Tree,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -151,6 +159,65 @@ fn append_event_tx(
     Ok(seq)
 }
 
+fn encode_head(h: &RosterHead) -> Vec<u8> {
+    let mut v = Vec::with_capacity(44);
+    v.extend_from_slice(&h.seq.to_be_bytes());
+    v.extend_from_slice(&h.hash);
+    v.extend_from_slice(&h.key_epoch.to_be_bytes());
+    v
+}
+
+fn decode_head(b: &[u8]) -> StoreResult<RosterHead> {
+    if b.len() != 44 {
+        return Err(StoreError::Corrupt("roster_heads"));
+    }
+    Ok(RosterHead {
+        seq: be_u64(&b[..8])?,
+        hash: b[8..40]
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("roster_heads"))?,
+        key_epoch: u32::from_be_bytes(
+            b[40..44]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("roster_heads"))?,
+        ),
+    })
+}
+
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Appends a roster row inside a transaction if it follows the current head.
+fn append_roster_tx(
+    roster: &TransactionalTree,
+    heads: &TransactionalTree,
+    clinic_id: &Uuid,
+    row: &RosterRow,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let head_seq = match heads.get(clinic_id.as_bytes())? {
+        Some(b) => {
+            decode_head(&b)
+                .map_err(ConflictableTransactionError::Abort)?
+                .seq
+        }
+        None => 0,
+    };
+    if row.seq != head_seq + 1 {
+        return abort(StoreError::Conflict("a newer roster entry".into()));
+    }
+    roster.insert(key2(clinic_id, &row.seq.to_be_bytes()), to_json(row))?;
+    heads.insert(
+        clinic_id.as_bytes(),
+        encode_head(&RosterHead {
+            seq: row.seq,
+            hash: row.hash,
+            key_epoch: row.key_epoch,
+        }),
+    )?;
+    Ok(())
+}
+
 fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
     match r {
         Ok(v) => Ok(v),
@@ -181,6 +248,10 @@ impl SledStore {
             heads: t("heads")?,
             events: t("events")?,
             event_heads: t("event_heads")?,
+            roster: t("roster")?,
+            roster_heads: t("roster_heads")?,
+            invitations: t("invitations")?,
+            account_sessions: t("account_sessions")?,
             db,
         };
         Ok(SledStore {
@@ -303,7 +374,8 @@ impl Store for SledStore {
             for kv in s.sessions.iter() {
                 let (k, v) = kv?;
                 let row: SessionRow = from_json("sessions", &v)?;
-                if row.expires_at <= now && s.sessions.remove(k)?.is_some() {
+                if row.expires_at <= now && s.sessions.remove(&k)?.is_some() {
+                    s.account_sessions.remove(key2(&row.account_id, &k))?;
                     purged += 1;
                 }
             }
@@ -315,7 +387,12 @@ impl Store for SledStore {
 
     async fn put_session(&self, session: SessionRow) -> StoreResult<()> {
         self.run(move |s| {
-            s.sessions.insert(session.token_hash, to_json(&session))?;
+            let r = (&s.sessions, &s.account_sessions).transaction(|(sessions, index)| {
+                sessions.insert(&session.token_hash, to_json(&session))?;
+                index.insert(key2(&session.account_id, &session.token_hash), &[])?;
+                Ok(())
+            });
+            tx_result(r)?;
             s.durable()
         })
         .await
@@ -328,15 +405,47 @@ impl Store for SledStore {
 
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
         self.run(move |s| {
-            s.sessions.remove(token_hash)?;
+            if let Some(v) = s.sessions.remove(token_hash)? {
+                let row: SessionRow = from_json("sessions", &v)?;
+                s.account_sessions
+                    .remove(key2(&row.account_id, &token_hash))?;
+            }
             s.durable()
         })
         .await
     }
 
-    async fn create_clinic(&self, clinic: ClinicRow, owner: MemberRow) -> StoreResult<()> {
+    async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize> {
         self.run(move |s| {
-            let r = (&s.clinics, &s.members, &s.account_clinics).transaction(|(c, m, ac)| {
+            let mut n = 0;
+            for kv in s.account_sessions.scan_prefix(account_id.as_bytes()) {
+                let (k, _) = kv?;
+                if s.sessions.remove(&k[16..])?.is_some() {
+                    n += 1;
+                }
+                s.account_sessions.remove(k)?;
+            }
+            s.durable()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn create_clinic(
+        &self,
+        clinic: ClinicRow,
+        owner: MemberRow,
+        genesis: RosterRow,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let trees = (
+                &s.clinics,
+                &s.members,
+                &s.account_clinics,
+                &s.roster,
+                &s.roster_heads,
+            );
+            let r = trees.transaction(|(c, m, ac, roster, heads)| {
                 if c.get(clinic.clinic_id.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                         "clinic".into(),
@@ -351,6 +460,7 @@ impl Store for SledStore {
                     key2(&owner.account_id, clinic.clinic_id.as_bytes()),
                     to_json(&owner.role),
                 )?;
+                append_roster_tx(roster, heads, &clinic.clinic_id, &genesis)?;
                 Ok(())
             });
             tx_result(r)?;
@@ -393,6 +503,212 @@ impl Store for SledStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn members(&self, clinic_id: Uuid) -> StoreResult<Vec<MemberRow>> {
+        self.run(move |s| {
+            s.members
+                .scan_prefix(clinic_id.as_bytes())
+                .map(|kv| from_json("members", &kv?.1))
+                .collect()
+        })
+        .await
+    }
+
+    async fn roster(
+        &self,
+        clinic_id: Uuid,
+        since: u64,
+    ) -> StoreResult<(Vec<RosterRow>, Option<RosterHead>)> {
+        self.run(move |s| {
+            let head = s
+                .roster_heads
+                .get(clinic_id.as_bytes())?
+                .map(|b| decode_head(&b))
+                .transpose()?;
+            let start = key2(&clinic_id, &since.saturating_add(1).to_be_bytes());
+            let end = key2(&clinic_id, &u64::MAX.to_be_bytes());
+            let rows = s
+                .roster
+                .range(start..=end)
+                .map(|kv| from_json("roster", &kv?.1))
+                .collect::<StoreResult<Vec<RosterRow>>>()?;
+            Ok((rows, head))
+        })
+        .await
+    }
+
+    async fn roster_head(&self, clinic_id: Uuid) -> StoreResult<Option<RosterHead>> {
+        self.run(move |s| {
+            s.roster_heads
+                .get(clinic_id.as_bytes())?
+                .map(|b| decode_head(&b))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn create_invitation(&self, invitation: InvitationRow) -> StoreResult<()> {
+        self.run(move |s| {
+            let key = key2(&invitation.clinic_id, invitation.invitation_id.as_bytes());
+            let prev = s.invitations.compare_and_swap(
+                key,
+                None as Option<&[u8]>,
+                Some(to_json(&invitation)),
+            )?;
+            if prev.is_err() {
+                return Err(StoreError::Conflict("invitation".into()));
+            }
+            s.durable()
+        })
+        .await
+    }
+
+    async fn invitation(
+        &self,
+        clinic_id: Uuid,
+        invitation_id: Uuid,
+    ) -> StoreResult<Option<InvitationRow>> {
+        self.run(move |s| {
+            s.get_json(
+                &s.invitations,
+                "invitations",
+                &key2(&clinic_id, invitation_id.as_bytes()),
+            )
+        })
+        .await
+    }
+
+    async fn invitations(&self, clinic_id: Uuid) -> StoreResult<Vec<InvitationRow>> {
+        self.run(move |s| {
+            s.invitations
+                .scan_prefix(clinic_id.as_bytes())
+                .map(|kv| from_json("invitations", &kv?.1))
+                .collect()
+        })
+        .await
+    }
+
+    async fn transition_invitation(
+        &self,
+        from: InvitationStatus,
+        next: InvitationRow,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let key = key2(&next.clinic_id, next.invitation_id.as_bytes());
+            let r = s.invitations.transaction(|t| {
+                let current: InvitationRow = match t.get(&key)? {
+                    Some(v) => {
+                        from_json("invitations", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such invitation".into())),
+                };
+                if current.status != from {
+                    return abort(StoreError::Conflict("the invitation changed".into()));
+                }
+                t.insert(key.as_slice(), to_json(&next))?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        clinic_id: Uuid,
+        entry: RosterRow,
+        member: MemberRow,
+        invitation_id: Uuid,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let trees = (
+                &s.roster,
+                &s.roster_heads,
+                &s.members,
+                &s.account_clinics,
+                &s.invitations,
+            );
+            let r = trees.transaction(|(roster, heads, members, ac, invitations)| {
+                let ikey = key2(&clinic_id, invitation_id.as_bytes());
+                let mut inv: InvitationRow = match invitations.get(&ikey)? {
+                    Some(v) => {
+                        from_json("invitations", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such invitation".into())),
+                };
+                if inv.status != InvitationStatus::Accepted {
+                    return abort(StoreError::Conflict(
+                        "the invitation is not accepted".into(),
+                    ));
+                }
+                let mkey = key2(&clinic_id, member.account_id.as_bytes());
+                if members.get(&mkey)?.is_some() {
+                    return abort(StoreError::Conflict("member".into()));
+                }
+                append_roster_tx(roster, heads, &clinic_id, &entry)?;
+                members.insert(mkey, to_json(&member))?;
+                ac.insert(
+                    key2(&member.account_id, clinic_id.as_bytes()),
+                    to_json(&member.role),
+                )?;
+                inv.status = InvitationStatus::Joined;
+                invitations.insert(ikey, to_json(&inv))?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        clinic_id: Uuid,
+        entry: RosterRow,
+        change: MemberChange,
+        new_keys: Vec<WrappedKey>,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let trees = (&s.roster, &s.roster_heads, &s.members, &s.account_clinics);
+            let r = trees.transaction(|(roster, heads, members, ac)| {
+                append_roster_tx(roster, heads, &clinic_id, &entry)?;
+                let load = |account: &Uuid| -> Result<MemberRow, ConflictableTransactionError<StoreError>> {
+                    match members.get(key2(&clinic_id, account.as_bytes()))? {
+                        Some(v) => from_json("members", &v).map_err(ConflictableTransactionError::Abort),
+                        None => abort(StoreError::Conflict("no such member".into())),
+                    }
+                };
+                match &change {
+                    MemberChange::Remove(account) => {
+                        load(account)?;
+                        members.remove(key2(&clinic_id, account.as_bytes()))?;
+                        ac.remove(key2(account, clinic_id.as_bytes()))?;
+                    }
+                    MemberChange::ChangeRole(account, role) => {
+                        let mut m = load(account)?;
+                        m.role = *role;
+                        m.wrapped_keys.retain(|k| role.grants(k.compartment));
+                        members.insert(key2(&clinic_id, account.as_bytes()), to_json(&m))?;
+                        ac.insert(key2(account, clinic_id.as_bytes()), to_json(role))?;
+                    }
+                }
+                let mut recipients: Vec<Uuid> = new_keys.iter().map(|k| k.recipient).collect();
+                recipients.sort();
+                recipients.dedup();
+                for r in recipients {
+                    let mut m = load(&r)?;
+                    m.wrapped_keys
+                        .extend(new_keys.iter().filter(|k| k.recipient == r).cloned());
+                    members.insert(key2(&clinic_id, r.as_bytes()), to_json(&m))?;
+                }
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
         })
         .await
     }

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use optovault_shared::wire::{PublicKeys, Role, SealedBlob};
+use optovault_shared::roster::SignedRosterEntry;
+use optovault_shared::wire::{
+    Acceptance, InvitationStatus, PublicKeys, Role, SealedBlob, SealedSecret, WrappedKey,
+};
 use optovault_shared::{Compartment, B64};
 use uuid::Uuid;
 
@@ -40,6 +43,48 @@ fn event(clinic_id: Option<Uuid>, action: &'static str) -> EventDraft {
     }
 }
 
+fn sealed() -> SealedBlob {
+    SealedBlob {
+        nonce: B64(vec![1; 12]),
+        ciphertext: B64(vec![2; 48]),
+    }
+}
+
+/// A roster row; the store treats the signed entry as opaque.
+fn roster_row(seq: u64, key_epoch: u32) -> RosterRow {
+    RosterRow {
+        seq,
+        hash: [seq as u8; 32],
+        key_epoch,
+        signed: SignedRosterEntry {
+            entry: B64(format!("entry {seq}").into_bytes()),
+            signature: B64(vec![0; 64]),
+        },
+    }
+}
+
+fn member(clinic_id: Uuid, account_id: Uuid, role: Role, keys: Vec<WrappedKey>) -> MemberRow {
+    MemberRow {
+        clinic_id,
+        account_id,
+        role,
+        added_at: 1,
+        wrapped_keys: keys,
+        pinned_anchor: sealed(),
+    }
+}
+
+fn wrapped(key_id: Uuid, compartment: Compartment, epoch: u32, recipient: Uuid) -> WrappedKey {
+    WrappedKey {
+        key_id,
+        compartment,
+        epoch,
+        recipient,
+        enc: B64(vec![3; 32]),
+        ciphertext: B64(vec![4; 48]),
+    }
+}
+
 fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
     RecordWriteRow {
         record_id,
@@ -61,13 +106,8 @@ async fn new_clinic(store: &dyn Store) -> (Uuid, Uuid) {
                 created_by: owner.account_id,
                 profile: b"profile".to_vec(),
             },
-            MemberRow {
-                clinic_id,
-                account_id: owner.account_id,
-                role: Role::Owner,
-                added_at: 1,
-                wrapped_keys: vec![],
-            },
+            member(clinic_id, owner.account_id, Role::Owner, vec![]),
+            roster_row(1, 1),
         )
         .await
         .unwrap();
@@ -89,6 +129,261 @@ pub async fn run_all(store: &dyn Store) {
     clinics_are_isolated(store).await;
     events_are_appended_per_clinic(store).await;
     concurrent_writes_keep_sequence_gapless(store).await;
+    invitations_change_state_once(store).await;
+    admitting_a_member_is_atomic(store).await;
+    rotation_is_atomic(store).await;
+    sessions_of_an_account_are_revoked(store).await;
+}
+
+fn invitation(clinic_id: Uuid, role: Role) -> InvitationRow {
+    InvitationRow {
+        invitation_id: Uuid::new_v4(),
+        clinic_id,
+        role,
+        created_by: Uuid::new_v4(),
+        created_at: 1,
+        expires_at: 2_000_000_000,
+        status: InvitationStatus::Pending,
+        sealed_secret: SealedSecret {
+            enc: B64(vec![1; 32]),
+            ciphertext: B64(vec![2; 48]),
+        },
+        acceptance: None,
+        invitee_anchor: None,
+    }
+}
+
+fn accepted(mut inv: InvitationRow, account_id: Uuid) -> InvitationRow {
+    inv.status = InvitationStatus::Accepted;
+    inv.acceptance = Some(Acceptance {
+        account_id,
+        username: "invitee".into(),
+        public_keys: PublicKeys {
+            x25519: B64(vec![5; 32]),
+            ed25519: B64(vec![6; 32]),
+        },
+        mac: B64(vec![7; 32]),
+        accepted_at: 2,
+    });
+    inv.invitee_anchor = Some(sealed());
+    inv
+}
+
+pub async fn invitations_change_state_once(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let inv = invitation(clinic, Role::FrontDesk);
+    store.create_invitation(inv.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_invitation(inv.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.invitation(clinic, inv.invitation_id).await.unwrap(),
+        Some(inv.clone())
+    );
+    let a = accepted(inv.clone(), Uuid::new_v4());
+    store
+        .transition_invitation(InvitationStatus::Pending, a.clone())
+        .await
+        .unwrap();
+    // A second acceptance (from pending) loses.
+    let b = accepted(inv.clone(), Uuid::new_v4());
+    assert!(store
+        .transition_invitation(InvitationStatus::Pending, b)
+        .await
+        .is_err());
+    assert_eq!(
+        store.invitation(clinic, inv.invitation_id).await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(store.invitations(clinic).await.unwrap().len(), 1);
+    let (other, _) = new_clinic(store).await;
+    assert!(store.invitations(other).await.unwrap().is_empty());
+    assert_eq!(
+        store.invitation(other, inv.invitation_id).await.unwrap(),
+        None
+    );
+}
+
+pub async fn admitting_a_member_is_atomic(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let newbie = Uuid::new_v4();
+    let inv = invitation(clinic, Role::Optometrist);
+    store.create_invitation(inv.clone()).await.unwrap();
+    let row = member(clinic, newbie, Role::Optometrist, vec![]);
+    // Not accepted yet: refused, nothing written.
+    assert!(store
+        .add_member(clinic, roster_row(2, 1), row.clone(), inv.invitation_id)
+        .await
+        .is_err());
+    store
+        .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), newbie))
+        .await
+        .unwrap();
+    // A roster entry that does not follow the head: refused, nothing written.
+    assert!(store
+        .add_member(clinic, roster_row(3, 1), row.clone(), inv.invitation_id)
+        .await
+        .is_err());
+    assert_eq!(store.member(clinic, newbie).await.unwrap(), None);
+    assert_eq!(store.roster_head(clinic).await.unwrap().unwrap().seq, 1);
+    store
+        .add_member(clinic, roster_row(2, 1), row.clone(), inv.invitation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.member(clinic, newbie).await.unwrap(),
+        Some(row.clone())
+    );
+    assert_eq!(store.clinics_of(newbie).await.unwrap().len(), 1);
+    assert_eq!(store.members(clinic).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .invitation(clinic, inv.invitation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InvitationStatus::Joined
+    );
+    let (rows, head) = store.roster(clinic, 0).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(head.unwrap().seq, 2);
+    assert_eq!(store.roster(clinic, 1).await.unwrap().0.len(), 1);
+    // The invitation cannot be used twice.
+    assert!(store
+        .add_member(clinic, roster_row(3, 1), row, inv.invitation_id)
+        .await
+        .is_err());
+    let _ = owner;
+}
+
+pub async fn rotation_is_atomic(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let (doc, desk) = (Uuid::new_v4(), Uuid::new_v4());
+    for (who, role, seq) in [(doc, Role::Optometrist, 2), (desk, Role::FrontDesk, 3)] {
+        let inv = invitation(clinic, role);
+        store.create_invitation(inv.clone()).await.unwrap();
+        store
+            .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), who))
+            .await
+            .unwrap();
+        let keys = vec![wrapped(Uuid::new_v4(), Compartment::Demographics, 1, who)];
+        store
+            .add_member(
+                clinic,
+                roster_row(seq, 1),
+                member(clinic, who, role, keys),
+                inv.invitation_id,
+            )
+            .await
+            .unwrap();
+    }
+    let new_demo = Uuid::new_v4();
+    let new_keys = vec![
+        wrapped(new_demo, Compartment::Demographics, 2, owner),
+        wrapped(new_demo, Compartment::Demographics, 2, desk),
+    ];
+    // A rotation naming a recipient who is not a member fails whole: no roster entry, no removal.
+    let mut bad = new_keys.clone();
+    bad.push(wrapped(
+        new_demo,
+        Compartment::Demographics,
+        2,
+        Uuid::new_v4(),
+    ));
+    assert!(store
+        .rotate(clinic, roster_row(4, 2), MemberChange::Remove(doc), bad)
+        .await
+        .is_err());
+    assert!(store.member(clinic, doc).await.unwrap().is_some());
+    assert_eq!(store.roster_head(clinic).await.unwrap().unwrap().seq, 3);
+    assert_eq!(
+        store
+            .member(clinic, desk)
+            .await
+            .unwrap()
+            .unwrap()
+            .wrapped_keys
+            .len(),
+        1
+    );
+    // The good one commits whole.
+    store
+        .rotate(
+            clinic,
+            roster_row(4, 2),
+            MemberChange::Remove(doc),
+            new_keys,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.member(clinic, doc).await.unwrap(), None);
+    assert!(store.clinics_of(doc).await.unwrap().is_empty());
+    assert_eq!(
+        store.roster_head(clinic).await.unwrap().unwrap().key_epoch,
+        2
+    );
+    let desk_keys = store
+        .member(clinic, desk)
+        .await
+        .unwrap()
+        .unwrap()
+        .wrapped_keys;
+    assert_eq!(desk_keys.len(), 2, "old epoch kept, new epoch added");
+    // A role change keeps only the keys the new role grants.
+    let clinical = wrapped(Uuid::new_v4(), Compartment::Clinical, 3, desk);
+    store
+        .rotate(
+            clinic,
+            roster_row(5, 3),
+            MemberChange::ChangeRole(desk, Role::Optometrist),
+            vec![clinical.clone()],
+        )
+        .await
+        .unwrap();
+    let m = store.member(clinic, desk).await.unwrap().unwrap();
+    assert_eq!(m.role, Role::Optometrist);
+    assert!(m.wrapped_keys.contains(&clinical));
+    store
+        .rotate(
+            clinic,
+            roster_row(6, 4),
+            MemberChange::ChangeRole(desk, Role::Billing),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let m = store.member(clinic, desk).await.unwrap().unwrap();
+    assert!(m
+        .wrapped_keys
+        .iter()
+        .all(|k| k.compartment != Compartment::Clinical));
+    assert_eq!(m.wrapped_keys.len(), 2);
+}
+
+pub async fn sessions_of_an_account_are_revoked(store: &dyn Store) {
+    let account = Uuid::new_v4();
+    let other = Uuid::new_v4();
+    let mk = |account_id| SessionRow {
+        token_hash: *Uuid::new_v4()
+            .as_bytes()
+            .repeat(2)
+            .first_chunk::<32>()
+            .unwrap(),
+        account_id,
+        created_at: 0,
+        expires_at: 2_000_000_000,
+    };
+    let (a1, a2, b) = (mk(account), mk(account), mk(other));
+    for s in [&a1, &a2, &b] {
+        store.put_session(s.clone()).await.unwrap();
+    }
+    assert_eq!(store.revoke_sessions_of(account).await.unwrap(), 2);
+    assert_eq!(store.session(a1.token_hash).await.unwrap(), None);
+    assert_eq!(store.session(a2.token_hash).await.unwrap(), None);
+    assert_eq!(store.session(b.token_hash).await.unwrap(), Some(b));
+    assert_eq!(store.revoke_sessions_of(account).await.unwrap(), 0);
 }
 
 pub async fn server_setup_is_written_once(store: &dyn Store) {
@@ -209,13 +504,8 @@ pub async fn clinics_and_members(store: &dyn Store) {
                 created_by: intruder,
                 profile: b"other".to_vec(),
             },
-            MemberRow {
-                clinic_id,
-                account_id: intruder,
-                role: Role::Owner,
-                added_at: 2,
-                wrapped_keys: vec![],
-            },
+            member(clinic_id, intruder, Role::Owner, vec![]),
+            roster_row(1, 1),
         )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))));

@@ -31,7 +31,9 @@ fn main() -> anyhow::Result<()> {
     }
     let client = Client::new(&args.base);
     client.register(&args.username, &args.password)?;
-    let session = client.login(&args.username, &args.password).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let session = client
+        .login(&args.username, &args.password)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let clinic = client.create_clinic(&session, &args.clinic_name)?;
     let mut first_record = None;
     for chunk_start in (0..args.patients).step_by(1000) {
@@ -39,7 +41,14 @@ fn main() -> anyhow::Result<()> {
             .map(|i| {
                 let id = Uuid::new_v4();
                 first_record.get_or_insert(id);
-                patient_write(&session, clinic.id, &clinic.keyring, id, 0, &sample_patient(i))
+                patient_write(
+                    &session,
+                    clinic.id,
+                    &clinic.keyring,
+                    id,
+                    0,
+                    &sample_patient(i),
+                )
             })
             .collect();
         client.batch(clinic.id, writes)?;
