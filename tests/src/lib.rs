@@ -33,6 +33,7 @@ use shared::wire::*;
 use shared::{Compartment, RecordEnvelope, B64};
 
 pub use reqwest::Method;
+pub mod team;
 
 // ---- the server process ---------------------------------------------------------------------------
 
@@ -659,7 +660,7 @@ impl Client {
         self.send(Method::POST, path, Some((bytes, content_type)), &[])
     }
 
-    fn typed<T: DeserializeOwned>(raw: Raw) -> Result<T, ApiError> {
+    pub fn typed<T: DeserializeOwned>(raw: Raw) -> Result<T, ApiError> {
         if raw.is_success() {
             Ok(raw.parse())
         } else {
