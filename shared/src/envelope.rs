@@ -31,17 +31,21 @@ pub const TAG_LEN: usize = 16;
 pub enum Compartment {
     /// Demographics and scheduling.
     Demographics,
-    /// Exams, prescriptions, clinical notes, images.
+    /// Exams, clinical notes, diagnoses, images.
     Clinical,
     /// Invoices, payments, insurance.
     Billing,
+    /// Spectacle and contact-lens prescriptions: what an optician needs to dispense, split from
+    /// the clinical record so an optician never holds the key to exams and notes.
+    Prescriptions,
 }
 
 impl Compartment {
-    pub const ALL: [Compartment; 3] = [
+    pub const ALL: [Compartment; 4] = [
         Compartment::Demographics,
         Compartment::Clinical,
         Compartment::Billing,
+        Compartment::Prescriptions,
     ];
     /// One stable byte per compartment, used in AAD, HPKE info and storage rows.
     pub fn code(self) -> u8 {
@@ -49,6 +53,7 @@ impl Compartment {
             Compartment::Demographics => 1,
             Compartment::Clinical => 2,
             Compartment::Billing => 3,
+            Compartment::Prescriptions => 4,
         }
     }
     pub fn from_code(c: u8) -> Option<Self> {
@@ -59,6 +64,7 @@ impl Compartment {
             Compartment::Demographics => "demographics",
             Compartment::Clinical => "clinical",
             Compartment::Billing => "billing",
+            Compartment::Prescriptions => "prescriptions",
         }
     }
 }

@@ -132,7 +132,7 @@ impl Role {
         use Compartment::*;
         match self {
             Role::Owner | Role::Optometrist => true,
-            Role::Optician => matches!(c, Demographics | Clinical),
+            Role::Optician => matches!(c, Demographics | Prescriptions),
             Role::FrontDesk => matches!(c, Demographics),
             Role::Billing => matches!(c, Demographics | Billing),
         }

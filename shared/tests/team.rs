@@ -378,7 +378,8 @@ fn role_keys_and_rotation() {
     let mut ring = ClinicKeyring::generate();
     assert_eq!(ring.for_role(Role::FrontDesk).len(), 1);
     assert_eq!(ring.for_role(Role::Billing).len(), 2);
-    assert_eq!(ring.for_role(Role::Owner).len(), 3);
+    assert_eq!(ring.for_role(Role::Optician).len(), 2);
+    assert_eq!(ring.for_role(Role::Owner).len(), 4);
     let old = ring.current(Compartment::Demographics).unwrap().key_id;
     let fresh = ring.rotate(&[Compartment::Demographics], 2);
     assert_eq!(fresh.len(), 1);

@@ -327,6 +327,79 @@ fn main() {
         ok: ms(p99) <= 20.0,
     });
 
+    // ---- (e) key rotation with 20 members ----
+    // Rotation re-wraps keys to members; records are re-encrypted lazily on their next write, so
+    // its cost depends on the member count, not on the number of charts.
+    let n_members = env_usize("BENCH_MEMBERS", 20).max(2);
+    let roles = [
+        Role::Optometrist,
+        Role::Optician,
+        Role::FrontDesk,
+        Role::Billing,
+        Role::Owner,
+    ];
+    let t = Instant::now();
+    let mut rotating = None;
+    for i in 1..n_members {
+        let mc = server.client();
+        let m = mc.signup(&unique_username("member"), &strong_password());
+        let link = c
+            .invite(&s, &clinic, roles[i % roles.len()])
+            .expect("invite");
+        mc.accept(&m, &link).expect("accept");
+        c.admit(&s, &clinic, link.invitation_id)
+            .expect("mac")
+            .expect("admit");
+        if roles[i % roles.len()] == Role::Optometrist && rotating.is_none() {
+            rotating = Some(m.account_id);
+        }
+    }
+    println!(
+        "(e) {} members joined in {:.1} s (invite, accept, verify, admit)",
+        n_members,
+        t.elapsed().as_secs_f64()
+    );
+    let member = rotating.expect("an optometrist joined");
+    let mut prep = Vec::new();
+    let mut commit = Vec::new();
+    let mut current = c.join_view(&s, clinic.id);
+    for round in 0..6 {
+        let role = if round % 2 == 0 {
+            Role::Optician
+        } else {
+            Role::Optometrist
+        };
+        let t1 = Instant::now();
+        let (req, _) = c.rotation_request(
+            &s,
+            &current,
+            optovault_shared::roster::RosterChange::ChangeRole { member, role },
+        );
+        prep.push(t1.elapsed());
+        let t2 = Instant::now();
+        c.rotate(clinic.id, &req).expect("rotate");
+        commit.push(t2.elapsed());
+        current = c.join_view(&s, clinic.id);
+    }
+    prep.sort();
+    commit.sort();
+    println!(
+        "(e) rotation, {} members, {} charts: client (verify roster, new keys, wrap) median {:.1} ms; server commit median {:.1} ms",
+        n_members,
+        n_records,
+        ms(percentile(&prep, 50.0)),
+        ms(percentile(&commit, 50.0))
+    );
+    rows.push(Row {
+        what: "(e) rotation, 20 members, client + server median",
+        value: format!(
+            "{:.1} ms",
+            ms(percentile(&prep, 50.0)) + ms(percentile(&commit, 50.0))
+        ),
+        target: "report".into(),
+        ok: true,
+    });
+
     let data_bytes: u64 = all_files(&server.data_dir)
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
