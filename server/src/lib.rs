@@ -6,6 +6,7 @@
 //! and call plain functions; storage is behind [`store::Store`].
 
 pub mod accounts;
+pub mod charts;
 pub mod clinics;
 pub mod config;
 pub mod error;
@@ -113,6 +114,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(events::router())
         .merge(members::router())
         .merge(invitations::router())
+        .merge(charts::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))

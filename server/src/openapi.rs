@@ -36,6 +36,9 @@ use utoipa::OpenApi;
         crate::invitations::revoke,
         crate::invitations::info,
         crate::invitations::accept,
+        crate::charts::list,
+        crate::charts::restrict,
+        crate::charts::change_team,
     ),
     components(schemas(optovault_shared::wire::ApiErrorBody))
 )]

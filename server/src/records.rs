@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::charts::ChartAcl;
 use crate::clinics::{clinic_event, require_member};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiJson, ApiPath, ApiQuery};
@@ -67,11 +68,9 @@ fn page_limit(limit: Option<u32>, default: usize) -> ApiResult<usize> {
 }
 
 /// Validates one write against the caller and turns it into a store row.
-pub fn check_write(
-    w: RecordWrite,
-    member: &MemberRow,
-    key_epoch: u32,
-) -> ApiResult<RecordWriteRow> {
+/// The checks every write gets whatever key it uses: structure, version arithmetic, author,
+/// role; turns it into a store row.
+pub fn check_write_shape(w: RecordWrite, member: &MemberRow) -> ApiResult<RecordWriteRow> {
     let env = &w.envelope;
     env.check_structure()
         .map_err(|e| ApiError::bad_request("invalid_envelope", e.to_string()))?;
@@ -98,32 +97,88 @@ pub fn check_write(
             "Your role does not grant this compartment.",
         ));
     }
-    if env.epoch != key_epoch {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "stale_key_epoch",
-            format!(
-                "The clinic's keys were rotated: seal with epoch {key_epoch}, not {}. Reload the clinic.",
-                env.epoch
-            ),
-        ));
-    }
-    if !member
-        .wrapped_keys
-        .iter()
-        .any(|k| k.key_id == env.key_id && k.compartment == env.compartment && k.epoch == env.epoch)
-    {
-        return Err(ApiError::bad_request(
-            "unknown_key",
-            "The envelope names a key you do not hold for this compartment and epoch.",
-        ));
-    }
     Ok(RecordWriteRow {
         record_id: env.record_id,
+        chart_id: env.chart_id,
         expected_version: w.expected_version,
         compartment: env.compartment,
         envelope: serde_json::to_vec(env).expect("envelope serialises"),
     })
+}
+
+/// Validates one write against the caller: its shape, then that it is sealed under the current
+/// key of its chart (the chart's own key for a restricted chart, which only its care team may
+/// write, else the clinic's key of the current epoch).
+pub fn check_write(
+    w: RecordWrite,
+    member: &MemberRow,
+    key_epoch: u32,
+    acl: &ChartAcl,
+) -> ApiResult<RecordWriteRow> {
+    let (chart_id, epoch, key_id, compartment) = (
+        w.envelope.chart_id,
+        w.envelope.epoch,
+        w.envelope.key_id,
+        w.envelope.compartment,
+    );
+    let (want_chart, want_epoch) = match acl.get(&chart_id) {
+        Some(chart) if !chart.care_team.contains(&member.account_id) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "restricted_chart",
+                "This chart is restricted to its care team.",
+            ))
+        }
+        Some(chart) => (Some(chart_id), chart.key_epoch),
+        None => (None, key_epoch),
+    };
+    let row = check_write_shape(w, member)?;
+    if epoch != want_epoch {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "stale_key_epoch",
+            format!(
+                "The keys were rotated: seal with epoch {want_epoch}, not {epoch}. Reload the clinic."
+            ),
+        ));
+    }
+    if !member.wrapped_keys.iter().any(|k| {
+        k.key_id == key_id
+            && k.compartment == compartment
+            && k.epoch == epoch
+            && k.chart_id == want_chart
+    }) {
+        return Err(ApiError::bad_request(
+            "unknown_key",
+            "The envelope names a key you do not hold for this chart, compartment and epoch.",
+        ));
+    }
+    Ok(row)
+}
+
+/// Ids of the current records of a chart (a scan of the clinic's feed: restricting a chart is
+/// rare; an index by chart can replace this when clinics grow).
+pub async fn chart_record_ids(
+    state: &AppState,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+) -> ApiResult<std::collections::BTreeSet<Uuid>> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut since = 0;
+    loop {
+        let (rows, _) = state
+            .store
+            .changes(clinic_id, since, limits::MAX_PAGE)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        since = last.seq;
+        out.extend(
+            rows.iter()
+                .filter(|r| r.chart_id == chart_id)
+                .map(|r| r.record_id),
+        );
+    }
+    Ok(out)
 }
 
 async fn write(
@@ -145,6 +200,7 @@ async fn write(
         .await?
         .ok_or(StoreError::Corrupt("roster_heads"))?
         .key_epoch;
+    let acl = ChartAcl::load(state, clinic_id).await?;
     let mut ids = HashSet::new();
     let rows = writes
         .into_iter()
@@ -155,7 +211,7 @@ async fn write(
                     "A record appears twice in one batch.",
                 ));
             }
-            check_write(w, &member, key_epoch)
+            check_write(w, &member, key_epoch, &acl)
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let target = (rows.len() == 1).then(|| rows[0].record_id);
@@ -252,6 +308,16 @@ pub async fn show(
         .record(clinic_id, record_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    if !ChartAcl::load(&state, clinic_id)
+        .await?
+        .allows(&row.chart_id, &auth.account_id)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "restricted_chart",
+            "This chart is restricted to its care team.",
+        ));
+    }
     if !member.role.grants(row.compartment) {
         return Err(ApiError::forbidden(
             "Your role does not grant this record's compartment.",
@@ -285,13 +351,14 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let limit = page_limit(q.limit, 100)?;
     let member = require_member(&state, &auth, clinic_id).await?;
+    let acl = ChartAcl::load(&state, clinic_id).await?;
     let rows = state.store.records(clinic_id, q.after, limit).await?;
     let next_after = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.record_id))
         .flatten();
     let visible: Vec<&RecordRow> = rows
         .iter()
-        .filter(|r| member.role.grants(r.compartment))
+        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
         .collect();
     state
         .store
@@ -331,12 +398,13 @@ pub async fn changes(
     let limit = page_limit(q.limit, 500)?;
     let since = q.since.unwrap_or(0);
     let member = require_member(&state, &auth, clinic_id).await?;
+    let acl = ChartAcl::load(&state, clinic_id).await?;
     let (rows, head) = state.store.changes(clinic_id, since, limit).await?;
     let cursor = rows.last().map(|r| r.seq).unwrap_or(since);
     let more = rows.len() == limit && cursor < head;
     let visible: Vec<&RecordRow> = rows
         .iter()
-        .filter(|r| member.role.grants(r.compartment))
+        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
         .collect();
     if !visible.is_empty() {
         state

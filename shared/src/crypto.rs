@@ -245,6 +245,9 @@ pub struct ClinicKey {
     pub compartment: Compartment,
     #[zeroize(skip)]
     pub epoch: u32,
+    /// `Some(chart)` for a restricted chart's own key; `None` for a clinic-wide key.
+    #[zeroize(skip)]
+    pub chart_id: Option<Uuid>,
     secret: [u8; 32],
 }
 
@@ -266,7 +269,16 @@ impl ClinicKey {
             key_id: Uuid::new_v4(),
             compartment,
             epoch,
+            chart_id: None,
             secret,
+        }
+    }
+
+    /// A restricted chart's own key.
+    pub fn generate_for_chart(chart_id: Uuid, compartment: Compartment, epoch: u32) -> ClinicKey {
+        ClinicKey {
+            chart_id: Some(chart_id),
+            ..ClinicKey::generate(compartment, epoch)
         }
     }
 }
@@ -351,11 +363,38 @@ impl ClinicKeyring {
         fresh
     }
 
-    /// The newest key of a compartment: what new writes use.
+    /// Adds a restricted chart's own keys at `epoch` (restricting it, or rotating its keys when
+    /// its care team shrinks). Returns the new keys.
+    pub fn add_chart_keys(&mut self, chart_id: Uuid, compartments: &[Compartment], epoch: u32) -> Vec<ClinicKey> {
+        let fresh: Vec<ClinicKey> = compartments
+            .iter()
+            .map(|c| ClinicKey::generate_for_chart(chart_id, *c, epoch))
+            .collect();
+        self.keys.extend(fresh.iter().cloned());
+        fresh
+    }
+
+    /// Whether this keyring holds keys of a restricted chart.
+    pub fn has_chart(&self, chart_id: &Uuid) -> bool {
+        self.keys.iter().any(|k| k.chart_id.as_ref() == Some(chart_id))
+    }
+
+    /// The key new writes to `chart_id` use: the chart's own newest key if the chart is
+    /// restricted (and this member is on its care team), else the clinic's newest.
+    pub fn sealing_key(&self, chart_id: &Uuid, c: Compartment) -> Option<&ClinicKey> {
+        let chart_keys = self
+            .keys
+            .iter()
+            .filter(|k| k.chart_id.as_ref() == Some(chart_id) && k.compartment == c)
+            .max_by_key(|k| k.epoch);
+        chart_keys.or_else(|| self.current(c))
+    }
+
+    /// The newest clinic-wide key of a compartment.
     pub fn current(&self, c: Compartment) -> Option<&ClinicKey> {
         self.keys
             .iter()
-            .filter(|k| k.compartment == c)
+            .filter(|k| k.compartment == c && k.chart_id.is_none())
             .max_by_key(|k| k.epoch)
     }
 }
@@ -366,6 +405,7 @@ fn wrap_info(
     key_id: &Uuid,
     epoch: u32,
     c: Compartment,
+    chart: Option<&Uuid>,
 ) -> Vec<u8> {
     let mut info = b"optovault/v1/wrap\0".to_vec();
     info.extend_from_slice(clinic_id.as_bytes());
@@ -373,6 +413,12 @@ fn wrap_info(
     info.extend_from_slice(key_id.as_bytes());
     info.extend_from_slice(&epoch.to_be_bytes());
     info.push(c.code());
+    // A restricted chart's key also binds its chart, so it cannot pass for a clinic-wide key or
+    // another chart's.
+    if let Some(chart) = chart {
+        info.push(1);
+        info.extend_from_slice(chart.as_bytes());
+    }
     info
 }
 
@@ -393,6 +439,7 @@ pub fn wrap_clinic_key(
         &key.key_id,
         key.epoch,
         key.compartment,
+        key.chart_id.as_ref(),
     );
     let (enc, ct) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256, _>(
         &OpModeS::Base,
@@ -408,6 +455,7 @@ pub fn wrap_clinic_key(
         compartment: key.compartment,
         epoch: key.epoch,
         recipient: *recipient,
+        chart_id: key.chart_id,
         enc: B64(enc.to_bytes().to_vec()),
         ciphertext: B64(ct),
     })
@@ -428,6 +476,7 @@ pub fn unwrap_clinic_key(
         &wrapped.key_id,
         wrapped.epoch,
         wrapped.compartment,
+        wrapped.chart_id.as_ref(),
     );
     let pt = Zeroizing::new(
         hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
@@ -449,6 +498,7 @@ pub fn unwrap_clinic_key(
         key_id: wrapped.key_id,
         compartment: wrapped.compartment,
         epoch: wrapped.epoch,
+        chart_id: wrapped.chart_id,
         secret,
     })
 }
@@ -497,7 +547,7 @@ pub fn seal_record(
     plaintext: &[u8],
 ) -> Result<RecordEnvelope> {
     let key = keyring
-        .current(compartment)
+        .sealing_key(&slot.chart_id, compartment)
         .ok_or(CryptoError::UnknownKey(Uuid::nil()))?;
     let mut env = RecordEnvelope {
         format: ENVELOPE_FORMAT,
@@ -553,7 +603,10 @@ pub fn open_record(
     let key = keyring
         .by_id(&env.key_id)
         .ok_or(CryptoError::UnknownKey(env.key_id))?;
-    if key.compartment != env.compartment || key.epoch != env.epoch {
+    if key.compartment != env.compartment
+        || key.epoch != env.epoch
+        || key.chart_id.is_some_and(|c| c != env.chart_id)
+    {
         return Err(CryptoError::Open);
     }
     let aad = env.aad(clinic_id, purpose);

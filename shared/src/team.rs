@@ -282,7 +282,7 @@ pub fn wrap_epoch_for_roster(
         for k in keyring
             .keys()
             .iter()
-            .filter(|k| k.epoch == epoch && m.role.grants(k.compartment))
+            .filter(|k| k.epoch == epoch && k.chart_id.is_none() && m.role.grants(k.compartment))
         {
             out.push(crate::crypto::wrap_clinic_key(
                 &roster.clinic_id,

@@ -147,6 +147,9 @@ wire! {
         pub epoch: u32,
         /// Account id of the member the key is wrapped to.
         pub recipient: Uuid,
+        /// Set for a restricted chart's own key (bound into the wrapping).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub chart_id: Option<Uuid>,
         /// HPKE encapsulated key (32 bytes).
         pub enc: B64,
         /// HPKE ciphertext of the 32-byte key.
@@ -307,6 +310,46 @@ wire! {
 wire! {
     pub struct MemberList {
         pub members: Vec<MemberView>,
+    }
+}
+
+// ---- restricted charts --------------------------------------------------------------------------
+
+wire! {
+    /// Restrict a chart to a care team: the chart's own new keys (one per compartment, epoch 1)
+    /// wrapped to each team member for what its role grants, and every current record of the
+    /// chart re-sealed under them. Committed atomically.
+    pub struct RestrictChartRequest {
+        pub care_team: Vec<Uuid>,
+        pub wrapped_keys: Vec<WrappedKey>,
+        pub reseal: Vec<RecordWrite>,
+    }
+}
+wire! {
+    /// Change a care team. Adding people: `key_epoch` stays and `wrapped_keys` gives each newcomer
+    /// every chart key (all epochs) its role grants. Removing anyone: `key_epoch` is the next
+    /// epoch and `wrapped_keys` holds the new chart keys for everyone who stays.
+    pub struct CareTeamRequest {
+        pub care_team: Vec<Uuid>,
+        pub key_epoch: u32,
+        pub wrapped_keys: Vec<WrappedKey>,
+    }
+}
+wire! {
+    /// A restricted chart as a member sees it: everyone may know it exists; only its care team
+    /// learns who is on it.
+    pub struct RestrictedChart {
+        pub chart_id: Uuid,
+        pub in_care_team: bool,
+        /// Empty unless the caller is on the care team.
+        pub care_team: Vec<Uuid>,
+        pub key_epoch: u32,
+        pub restricted_at: UnixTime,
+    }
+}
+wire! {
+    pub struct RestrictedChartList {
+        pub charts: Vec<RestrictedChart>,
     }
 }
 

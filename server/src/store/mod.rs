@@ -126,6 +126,18 @@ pub struct InvitationRow {
     pub invitee_anchor: Option<SealedBlob>,
 }
 
+/// A restricted chart: only its care team may fetch its records, and its records are sealed
+/// under the chart's own keys, wrapped only to the care team.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartRow {
+    pub chart_id: Uuid,
+    pub care_team: Vec<Uuid>,
+    /// Epoch of the chart's own keys; raised when someone leaves the care team.
+    pub key_epoch: u32,
+    pub restricted_by: Uuid,
+    pub restricted_at: UnixTime,
+}
+
 /// What a rotation does to the member it concerns.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MemberChange {
@@ -137,6 +149,9 @@ pub enum MemberChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordWriteRow {
     pub record_id: Uuid,
+    /// The chart the record belongs to (from its envelope header), kept beside it so reads can
+    /// apply restricted-chart rules without parsing envelopes.
+    pub chart_id: Uuid,
     pub expected_version: u64,
     pub compartment: Compartment,
     /// The envelope as canonical JSON; opaque to the store.
@@ -147,6 +162,7 @@ pub struct RecordWriteRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordRow {
     pub record_id: Uuid,
+    pub chart_id: Uuid,
     pub seq: u64,
     pub version: u64,
     pub updated_at: UnixTime,
@@ -249,6 +265,31 @@ pub trait Store: Send + Sync + 'static {
         change: MemberChange,
         new_keys: Vec<WrappedKey>,
     ) -> StoreResult<()>;
+    /// The clinic's restricted charts.
+    async fn charts(&self, clinic_id: Uuid) -> StoreResult<Vec<ChartRow>>;
+    /// Restricts a chart atomically: records its care team, gives the team its wrapped chart
+    /// keys, and writes the chart's records re-sealed under those keys (all or nothing);
+    /// `Conflict` if the chart is restricted already.
+    async fn restrict_chart(
+        &self,
+        clinic_id: Uuid,
+        chart: ChartRow,
+        wraps: Vec<WrappedKey>,
+        writes: Vec<RecordWriteRow>,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<Vec<WriteOutcome>>;
+    /// Replaces a chart's care team atomically if its key epoch is still `expected_epoch`:
+    /// strips the chart's keys from `removed`, adds `wraps`.
+    async fn update_care_team(
+        &self,
+        clinic_id: Uuid,
+        chart: ChartRow,
+        expected_epoch: u32,
+        removed: Vec<Uuid>,
+        wraps: Vec<WrappedKey>,
+    ) -> StoreResult<()>;
+
     /// Deletes every session of an account; returns how many.
     async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize>;
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>>;

@@ -12,12 +12,13 @@
 //! | `members` | clinic id ‖ account id | `MemberRow` (JSON) |
 //! | `account_clinics` | account id ‖ clinic id | role (index for "my clinics") |
 //! | `records` | clinic id ‖ record id | seq ‖ version |
-//! | `feed` | clinic id ‖ seq | record id ‖ version ‖ updated_at ‖ compartment ‖ envelope JSON |
+//! | `feed` | clinic id ‖ seq | record id ‖ chart id ‖ version ‖ updated_at ‖ compartment ‖ envelope JSON |
 //! | `heads` | clinic id | last seq |
 //! | `events` | clinic id (nil for account-level) ‖ seq | `AccessEvent` (JSON) |
 //! | `roster` | clinic id ‖ seq | `RosterRow` (JSON) |
 //! | `roster_heads` | clinic id | seq ‖ hash ‖ key epoch |
 //! | `invitations` | clinic id ‖ invitation id | `InvitationRow` (JSON) |
+//! | `charts` | clinic id ‖ chart id | `ChartRow` (JSON): restricted charts |
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last event seq |
 //!
@@ -62,6 +63,7 @@ struct Inner {
     roster_heads: Tree,
     invitations: Tree,
     account_sessions: Tree,
+    charts: Tree,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -101,11 +103,12 @@ fn uuid_at(b: &[u8], at: usize) -> StoreResult<Uuid> {
         .ok_or(StoreError::Corrupt("id"))
 }
 
-const FEED_HEADER: usize = 16 + 8 + 8 + 1;
+const FEED_HEADER: usize = 16 + 16 + 8 + 8 + 1;
 
 fn encode_feed_row(r: &RecordRow) -> Vec<u8> {
     let mut v = Vec::with_capacity(FEED_HEADER + r.envelope.len());
     v.extend_from_slice(r.record_id.as_bytes());
+    v.extend_from_slice(r.chart_id.as_bytes());
     v.extend_from_slice(&r.version.to_be_bytes());
     v.extend_from_slice(&r.updated_at.to_be_bytes());
     v.push(r.compartment.code());
@@ -119,9 +122,10 @@ fn decode_feed_row(seq: u64, v: &[u8]) -> StoreResult<RecordRow> {
     }
     Ok(RecordRow {
         record_id: uuid_at(v, 0)?,
-        version: be_u64(&v[16..24])?,
-        updated_at: be_u64(&v[24..32])? as i64,
-        compartment: Compartment::from_code(v[32]).ok_or(StoreError::Corrupt("feed"))?,
+        chart_id: uuid_at(v, 16)?,
+        version: be_u64(&v[32..40])?,
+        updated_at: be_u64(&v[40..48])? as i64,
+        compartment: Compartment::from_code(v[48]).ok_or(StoreError::Corrupt("feed"))?,
         seq,
         envelope: v[FEED_HEADER..].to_vec(),
     })
@@ -188,6 +192,29 @@ fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// Adds wrapped keys to their recipients' member rows inside a transaction; every recipient must
+/// be a member.
+fn add_wraps_tx(
+    members: &TransactionalTree,
+    clinic_id: &Uuid,
+    wraps: &[WrappedKey],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let mut recipients: Vec<Uuid> = wraps.iter().map(|k| k.recipient).collect();
+    recipients.sort();
+    recipients.dedup();
+    for r in recipients {
+        let key = key2(clinic_id, r.as_bytes());
+        let mut m: MemberRow = match members.get(&key)? {
+            Some(v) => from_json("members", &v).map_err(ConflictableTransactionError::Abort)?,
+            None => return abort(StoreError::Conflict("no such member".into())),
+        };
+        m.wrapped_keys
+            .extend(wraps.iter().filter(|k| k.recipient == r).cloned());
+        members.insert(key, to_json(&m))?;
+    }
+    Ok(())
+}
+
 /// Appends a roster row inside a transaction if it follows the current head.
 fn append_roster_tx(
     roster: &TransactionalTree,
@@ -216,6 +243,74 @@ fn append_roster_tx(
         }),
     )?;
     Ok(())
+}
+
+/// Applies record writes inside a transaction: version checks, feed rows, the record index and
+/// the clinic's head seq. Any conflict aborts the whole transaction.
+fn apply_writes_tx(
+    records: &TransactionalTree,
+    feed: &TransactionalTree,
+    heads: &TransactionalTree,
+    clinic_id: &Uuid,
+    writes: &[RecordWriteRow],
+    now: UnixTime,
+) -> Result<Vec<WriteOutcome>, ConflictableTransactionError<StoreError>> {
+    let clinic_id = *clinic_id;
+    let mut head = match heads.get(clinic_id.as_bytes())? {
+        Some(b) => be_u64(&b).map_err(ConflictableTransactionError::Abort)?,
+        None => 0,
+    };
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        let rkey = key2(&clinic_id, w.record_id.as_bytes());
+        let current = records.get(&rkey)?;
+        let (old_seq, current_version) = match &current {
+            Some(b) if b.len() == 16 => (
+                Some(be_u64(&b[..8]).map_err(ConflictableTransactionError::Abort)?),
+                be_u64(&b[8..]).map_err(ConflictableTransactionError::Abort)?,
+            ),
+            Some(_) => {
+                return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                    "records",
+                )))
+            }
+            None => (None, 0),
+        };
+        if current_version != w.expected_version {
+            return Err(ConflictableTransactionError::Abort(
+                StoreError::VersionConflict {
+                    record_id: w.record_id,
+                    current: current_version,
+                },
+            ));
+        }
+        if let Some(old) = old_seq {
+            feed.remove(key2(&clinic_id, &old.to_be_bytes()))?;
+        }
+        head += 1;
+        let version = current_version + 1;
+        let row = RecordRow {
+            record_id: w.record_id,
+            chart_id: w.chart_id,
+            seq: head,
+            version,
+            updated_at: now,
+            compartment: w.compartment,
+            envelope: w.envelope.clone(),
+        };
+        feed.insert(key2(&clinic_id, &head.to_be_bytes()), encode_feed_row(&row))?;
+        let mut idx = [0u8; 16];
+        idx[..8].copy_from_slice(&head.to_be_bytes());
+        idx[8..].copy_from_slice(&version.to_be_bytes());
+        records.insert(rkey, &idx)?;
+        out.push(WriteOutcome {
+            record_id: w.record_id,
+            version,
+            seq: head,
+        });
+    }
+    heads.insert(clinic_id.as_bytes(), &head.to_be_bytes())?;
+    Ok(out)
 }
 
 fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
@@ -252,6 +347,7 @@ impl SledStore {
             roster_heads: t("roster_heads")?,
             invitations: t("invitations")?,
             account_sessions: t("account_sessions")?,
+            charts: t("charts")?,
             db,
         };
         Ok(SledStore {
@@ -696,15 +792,96 @@ impl Store for SledStore {
                         ac.insert(key2(account, clinic_id.as_bytes()), to_json(role))?;
                     }
                 }
-                let mut recipients: Vec<Uuid> = new_keys.iter().map(|k| k.recipient).collect();
-                recipients.sort();
-                recipients.dedup();
-                for r in recipients {
-                    let mut m = load(&r)?;
-                    m.wrapped_keys
-                        .extend(new_keys.iter().filter(|k| k.recipient == r).cloned());
-                    members.insert(key2(&clinic_id, r.as_bytes()), to_json(&m))?;
+                add_wraps_tx(members, &clinic_id, &new_keys)?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn charts(&self, clinic_id: Uuid) -> StoreResult<Vec<ChartRow>> {
+        self.run(move |s| {
+            s.charts
+                .scan_prefix(clinic_id.as_bytes())
+                .map(|kv| from_json("charts", &kv?.1))
+                .collect()
+        })
+        .await
+    }
+
+    async fn restrict_chart(
+        &self,
+        clinic_id: Uuid,
+        chart: ChartRow,
+        wraps: Vec<WrappedKey>,
+        writes: Vec<RecordWriteRow>,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        self.run(move |s| {
+            let trees = (
+                &s.charts,
+                &s.members,
+                &s.records,
+                &s.feed,
+                &s.heads,
+                &s.events,
+                &s.event_heads,
+            );
+            let r = trees.transaction(
+                |(charts, members, records, feed, heads, events, event_heads)| {
+                    let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
+                    if charts.get(&ckey)?.is_some() {
+                        return abort(StoreError::Conflict("restricted chart".into()));
+                    }
+                    charts.insert(ckey, to_json(&chart))?;
+                    add_wraps_tx(members, &clinic_id, &wraps)?;
+                    let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok(out)
+                },
+            );
+            let out = tx_result(r)?;
+            s.durable()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_care_team(
+        &self,
+        clinic_id: Uuid,
+        chart: ChartRow,
+        expected_epoch: u32,
+        removed: Vec<Uuid>,
+        wraps: Vec<WrappedKey>,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = (&s.charts, &s.members).transaction(|(charts, members)| {
+                let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
+                let current: ChartRow = match charts.get(&ckey)? {
+                    Some(v) => {
+                        from_json("charts", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such restricted chart".into())),
+                };
+                if current.key_epoch != expected_epoch {
+                    return abort(StoreError::Conflict("the care team changed".into()));
                 }
+                for r in &removed {
+                    let key = key2(&clinic_id, r.as_bytes());
+                    if let Some(v) = members.get(&key)? {
+                        let mut m: MemberRow = from_json("members", &v)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        m.wrapped_keys
+                            .retain(|k| k.chart_id != Some(chart.chart_id));
+                        members.insert(key, to_json(&m))?;
+                    }
+                }
+                add_wraps_tx(members, &clinic_id, &wraps)?;
+                charts.insert(ckey, to_json(&chart))?;
                 Ok(())
             });
             tx_result(r)?;
@@ -723,59 +900,7 @@ impl Store for SledStore {
         self.run(move |s| {
             let trees = (&s.records, &s.feed, &s.heads, &s.events, &s.event_heads);
             let r = trees.transaction(|(records, feed, heads, events, event_heads)| {
-                let mut head = match heads.get(clinic_id.as_bytes())? {
-                    Some(b) => be_u64(&b).map_err(ConflictableTransactionError::Abort)?,
-                    None => 0,
-                };
-                let mut out = Vec::with_capacity(writes.len());
-                for w in &writes {
-                    let rkey = key2(&clinic_id, w.record_id.as_bytes());
-                    let current = records.get(&rkey)?;
-                    let (old_seq, current_version) = match &current {
-                        Some(b) if b.len() == 16 => (
-                            Some(be_u64(&b[..8]).map_err(ConflictableTransactionError::Abort)?),
-                            be_u64(&b[8..]).map_err(ConflictableTransactionError::Abort)?,
-                        ),
-                        Some(_) => {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
-                                "records",
-                            )))
-                        }
-                        None => (None, 0),
-                    };
-                    if current_version != w.expected_version {
-                        return Err(ConflictableTransactionError::Abort(
-                            StoreError::VersionConflict {
-                                record_id: w.record_id,
-                                current: current_version,
-                            },
-                        ));
-                    }
-                    if let Some(old) = old_seq {
-                        feed.remove(key2(&clinic_id, &old.to_be_bytes()))?;
-                    }
-                    head += 1;
-                    let version = current_version + 1;
-                    let row = RecordRow {
-                        record_id: w.record_id,
-                        seq: head,
-                        version,
-                        updated_at: now,
-                        compartment: w.compartment,
-                        envelope: w.envelope.clone(),
-                    };
-                    feed.insert(key2(&clinic_id, &head.to_be_bytes()), encode_feed_row(&row))?;
-                    let mut idx = [0u8; 16];
-                    idx[..8].copy_from_slice(&head.to_be_bytes());
-                    idx[8..].copy_from_slice(&version.to_be_bytes());
-                    records.insert(rkey, &idx)?;
-                    out.push(WriteOutcome {
-                        record_id: w.record_id,
-                        version,
-                        seq: head,
-                    });
-                }
-                heads.insert(clinic_id.as_bytes(), &head.to_be_bytes())?;
+                let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
                 append_event_tx(events, event_heads, &event)?;
                 Ok(out)
             });

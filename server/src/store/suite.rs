@@ -80,6 +80,7 @@ fn wrapped(key_id: Uuid, compartment: Compartment, epoch: u32, recipient: Uuid) 
         compartment,
         epoch,
         recipient,
+        chart_id: None,
         enc: B64(vec![3; 32]),
         ciphertext: B64(vec![4; 48]),
     }
@@ -88,6 +89,7 @@ fn wrapped(key_id: Uuid, compartment: Compartment, epoch: u32, recipient: Uuid) 
 fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
     RecordWriteRow {
         record_id,
+        chart_id: record_id,
         expected_version,
         compartment: Compartment::Demographics,
         envelope: body.as_bytes().to_vec(),
@@ -133,6 +135,163 @@ pub async fn run_all(store: &dyn Store) {
     admitting_a_member_is_atomic(store).await;
     rotation_is_atomic(store).await;
     sessions_of_an_account_are_revoked(store).await;
+    restricting_a_chart_is_atomic(store).await;
+}
+
+pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let doc = Uuid::new_v4();
+    let inv = invitation(clinic, Role::Optometrist);
+    store.create_invitation(inv.clone()).await.unwrap();
+    store
+        .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), doc))
+        .await
+        .unwrap();
+    store
+        .add_member(
+            clinic,
+            roster_row(2, 1),
+            member(clinic, doc, Role::Optometrist, vec![]),
+            inv.invitation_id,
+        )
+        .await
+        .unwrap();
+    let chart_id = Uuid::new_v4();
+    store
+        .write_records(
+            clinic,
+            vec![write(chart_id, 0, "patient v1")],
+            1,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    let row = ChartRow {
+        chart_id,
+        care_team: vec![owner, doc],
+        key_epoch: 1,
+        restricted_by: owner,
+        restricted_at: 2,
+    };
+    let chart_key = |recipient| WrappedKey {
+        chart_id: Some(chart_id),
+        ..wrapped(Uuid::new_v4(), Compartment::Demographics, 1, recipient)
+    };
+    // A wrap to a non-member fails the whole restriction: no chart, no re-sealed record.
+    let bad = store
+        .restrict_chart(
+            clinic,
+            row.clone(),
+            vec![chart_key(owner), chart_key(Uuid::new_v4())],
+            vec![write(chart_id, 1, "patient v2")],
+            2,
+            event(Some(clinic), "r"),
+        )
+        .await;
+    assert!(bad.is_err());
+    assert!(store.charts(clinic).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .record(clinic, chart_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    // A stale re-sealed record also fails it whole.
+    assert!(store
+        .restrict_chart(
+            clinic,
+            row.clone(),
+            vec![chart_key(owner)],
+            vec![write(chart_id, 0, "x")],
+            2,
+            event(Some(clinic), "r")
+        )
+        .await
+        .is_err());
+    assert!(store.charts(clinic).await.unwrap().is_empty());
+    // The good one commits whole.
+    let out = store
+        .restrict_chart(
+            clinic,
+            row.clone(),
+            vec![chart_key(owner), chart_key(doc)],
+            vec![write(chart_id, 1, "patient v2")],
+            2,
+            event(Some(clinic), "r"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0].version, 2);
+    assert_eq!(store.charts(clinic).await.unwrap(), vec![row.clone()]);
+    assert_eq!(
+        store
+            .member(clinic, doc)
+            .await
+            .unwrap()
+            .unwrap()
+            .wrapped_keys
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store
+            .restrict_chart(
+                clinic,
+                row.clone(),
+                vec![],
+                vec![],
+                3,
+                event(Some(clinic), "r")
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The care team shrinks: a stale epoch loses; the right one strips the chart's keys.
+    let smaller = ChartRow {
+        care_team: vec![owner],
+        key_epoch: 2,
+        ..row.clone()
+    };
+    let epoch2 = WrappedKey {
+        chart_id: Some(chart_id),
+        ..wrapped(Uuid::new_v4(), Compartment::Demographics, 2, owner)
+    };
+    assert!(store
+        .update_care_team(clinic, smaller.clone(), 7, vec![doc], vec![epoch2.clone()])
+        .await
+        .is_err());
+    assert_eq!(
+        store
+            .member(clinic, doc)
+            .await
+            .unwrap()
+            .unwrap()
+            .wrapped_keys
+            .len(),
+        1
+    );
+    store
+        .update_care_team(clinic, smaller.clone(), 1, vec![doc], vec![epoch2.clone()])
+        .await
+        .unwrap();
+    assert!(store
+        .member(clinic, doc)
+        .await
+        .unwrap()
+        .unwrap()
+        .wrapped_keys
+        .is_empty());
+    assert!(store
+        .member(clinic, owner)
+        .await
+        .unwrap()
+        .unwrap()
+        .wrapped_keys
+        .contains(&epoch2));
+    assert_eq!(store.charts(clinic).await.unwrap(), vec![smaller]);
 }
 
 fn invitation(clinic_id: Uuid, role: Role) -> InvitationRow {

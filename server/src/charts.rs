@@ -1,0 +1,410 @@
+//! Restricted charts: a chart whose records only its care team may fetch, sealed under the
+//! chart's own keys, which are wrapped only to the care team. Everyone else in the clinic learns
+//! at most that a restricted chart exists.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use optovault_shared::wire::{
+    BatchWriteResponse, CareTeamRequest, RestrictChartRequest, RestrictedChart,
+    RestrictedChartList, Role, WrappedKey, WriteResult,
+};
+use optovault_shared::{limits, Compartment};
+use uuid::Uuid;
+
+use crate::clinics::{clinic_event, require_member, wrapped_key_well_formed};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiJson, ApiPath};
+use crate::session::Authenticated;
+use crate::store::{ChartRow, MemberRow, StoreError};
+use crate::{now, records, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/clinics/{clinic_id}/charts", get(list))
+        .route(
+            "/api/clinics/{clinic_id}/charts/{chart_id}/restrict",
+            post(restrict),
+        )
+        .route(
+            "/api/clinics/{clinic_id}/charts/{chart_id}/team",
+            put(change_team),
+        )
+}
+
+/// The restricted charts of a clinic, by chart id: what every record read and write consults.
+pub struct ChartAcl(HashMap<Uuid, ChartRow>);
+
+impl ChartAcl {
+    pub async fn load(state: &AppState, clinic_id: Uuid) -> ApiResult<ChartAcl> {
+        Ok(ChartAcl(
+            state
+                .store
+                .charts(clinic_id)
+                .await?
+                .into_iter()
+                .map(|c| (c.chart_id, c))
+                .collect(),
+        ))
+    }
+    pub fn get(&self, chart_id: &Uuid) -> Option<&ChartRow> {
+        self.0.get(chart_id)
+    }
+    /// Whether `account` may fetch records of `chart_id`.
+    pub fn allows(&self, chart_id: &Uuid, account: &Uuid) -> bool {
+        self.0
+            .get(chart_id)
+            .is_none_or(|c| c.care_team.contains(account))
+    }
+}
+
+/// Who may restrict a chart or change its care team: an owner or a practitioner with clinical
+/// access ("treating"), who must be on the team.
+fn may_manage(member: &MemberRow) -> bool {
+    member.role == Role::Owner || member.role.grants(Compartment::Clinical)
+}
+
+fn forbidden_restricted() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "restricted_chart",
+        "This chart is restricted to its care team.",
+    )
+}
+
+fn invalid_keys(message: &str) -> ApiError {
+    ApiError::bad_request("invalid_wrapped_keys", message)
+}
+
+/// Checks a set of new chart keys at `epoch`: one key per compartment, wrapped to every member of
+/// `team` for exactly what its role grants, bound to `chart_id`.
+fn check_new_chart_keys(
+    keys: &[WrappedKey],
+    chart_id: Uuid,
+    epoch: u32,
+    team: &[MemberRow],
+    known: &BTreeSet<Uuid>,
+) -> ApiResult<()> {
+    let mut key_of: HashMap<Compartment, Uuid> = HashMap::new();
+    let mut got = BTreeSet::new();
+    for k in keys {
+        if !wrapped_key_well_formed(k)
+            || k.chart_id != Some(chart_id)
+            || k.epoch != epoch
+            || known.contains(&k.key_id)
+        {
+            return Err(invalid_keys(
+                "Chart keys must be well formed, new, of this chart and of the new epoch.",
+            ));
+        }
+        if *key_of.entry(k.compartment).or_insert(k.key_id) != k.key_id
+            || !got.insert((k.recipient, k.compartment))
+        {
+            return Err(invalid_keys(
+                "One key per compartment, wrapped once to each member.",
+            ));
+        }
+    }
+    let want: BTreeSet<(Uuid, Compartment)> = team
+        .iter()
+        .flat_map(|m| {
+            Compartment::ALL
+                .into_iter()
+                .filter(|c| m.role.grants(*c))
+                .map(|c| (m.account_id, c))
+        })
+        .collect();
+    if got != want || key_of.len() != Compartment::ALL.len() {
+        return Err(invalid_keys(
+            "Every compartment gets a new chart key, wrapped to each care-team member for exactly what its role grants.",
+        ));
+    }
+    Ok(())
+}
+
+/// The care team as member rows; every id must be a current member and the caller must be on it.
+async fn team_members(
+    state: &AppState,
+    clinic_id: Uuid,
+    team: &[Uuid],
+    caller: Uuid,
+) -> ApiResult<Vec<MemberRow>> {
+    let ids: BTreeSet<Uuid> = team.iter().copied().collect();
+    if ids.len() != team.len() || team.is_empty() || team.len() > 100 || !ids.contains(&caller) {
+        return Err(ApiError::bad_request(
+            "invalid_care_team",
+            "A care team lists distinct members (at most 100) and includes you.",
+        ));
+    }
+    let members: HashMap<Uuid, MemberRow> = state
+        .store
+        .members(clinic_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.account_id, m))
+        .collect();
+    ids.iter()
+        .map(|id| {
+            members.get(id).cloned().ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_care_team",
+                    "Everyone on a care team must be a member.",
+                )
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/charts", params(("clinic_id" = Uuid, Path)),
+    responses((status = 200, body = RestrictedChartList), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "charts")]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+) -> ApiResult<Json<RestrictedChartList>> {
+    require_member(&state, &auth, clinic_id).await?;
+    let charts = state
+        .store
+        .charts(clinic_id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let in_care_team = c.care_team.contains(&auth.account_id);
+            RestrictedChart {
+                chart_id: c.chart_id,
+                in_care_team,
+                care_team: if in_care_team { c.care_team } else { vec![] },
+                key_epoch: c.key_epoch,
+                restricted_at: c.restricted_at,
+            }
+        })
+        .collect();
+    Ok(Json(RestrictedChartList { charts }))
+}
+
+/// Restricts a chart: care team, the chart's own keys, and its records re-sealed, atomically.
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/charts/{chart_id}/restrict",
+    params(("clinic_id" = Uuid, Path), ("chart_id" = Uuid, Path)), request_body = RestrictChartRequest,
+    responses((status = 200, body = BatchWriteResponse), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "charts")]
+pub async fn restrict(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, chart_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(req): ApiJson<RestrictChartRequest>,
+) -> ApiResult<Json<BatchWriteResponse>> {
+    let me = require_member(&state, &auth, clinic_id).await?;
+    if !may_manage(&me) {
+        return Err(ApiError::forbidden(
+            "Only an owner or a treating practitioner can restrict a chart.",
+        ));
+    }
+    let acl = ChartAcl::load(&state, clinic_id).await?;
+    if acl.get(&chart_id).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "chart_restricted",
+            "This chart is restricted already.",
+        ));
+    }
+    if req.reseal.len() > limits::MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            "Too many records to re-seal in one request.",
+        ));
+    }
+    let team = team_members(&state, clinic_id, &req.care_team, auth.account_id).await?;
+    let known: BTreeSet<Uuid> = me.wrapped_keys.iter().map(|k| k.key_id).collect();
+    check_new_chart_keys(&req.wrapped_keys, chart_id, 1, &team, &known)?;
+    // Every current record of the chart must be re-sealed under the new chart keys, so nothing of
+    // it stays readable with clinic-wide keys.
+    let on_chart: BTreeSet<Uuid> = records::chart_record_ids(&state, clinic_id, chart_id).await?;
+    if on_chart.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let resealed: BTreeSet<Uuid> = req.reseal.iter().map(|w| w.envelope.record_id).collect();
+    if resealed != on_chart || resealed.len() != req.reseal.len() {
+        return Err(ApiError::bad_request(
+            "invalid_reseal",
+            "Re-seal every current record of the chart, once each, under the chart's new keys.",
+        ));
+    }
+    let mine: Vec<WrappedKey> = req
+        .wrapped_keys
+        .iter()
+        .filter(|k| k.recipient == auth.account_id)
+        .cloned()
+        .collect();
+    let mut rows = Vec::with_capacity(req.reseal.len());
+    for w in req.reseal {
+        if w.envelope.chart_id != chart_id
+            || !mine
+                .iter()
+                .any(|k| k.key_id == w.envelope.key_id && k.compartment == w.envelope.compartment)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_reseal",
+                "Re-sealed records must use this chart's new keys.",
+            ));
+        }
+        rows.push(records::check_write_shape(w, &me)?);
+    }
+    let chart = ChartRow {
+        chart_id,
+        care_team: team.iter().map(|m| m.account_id).collect(),
+        key_epoch: 1,
+        restricted_by: auth.account_id,
+        restricted_at: now(),
+    };
+    let event = clinic_event(
+        &auth,
+        clinic_id,
+        "chart_restricted",
+        Some(chart_id),
+        rows.len() as u32,
+    );
+    let out = state
+        .store
+        .restrict_chart(clinic_id, chart, req.wrapped_keys, rows, now(), event)
+        .await?;
+    Ok(Json(BatchWriteResponse {
+        results: out
+            .into_iter()
+            .map(|o| WriteResult {
+                record_id: o.record_id,
+                version: o.version,
+                seq: o.seq,
+            })
+            .collect(),
+    }))
+}
+
+/// Changes a care team; anyone leaving it makes the chart's keys rotate.
+#[utoipa::path(put, path = "/api/clinics/{clinic_id}/charts/{chart_id}/team",
+    params(("clinic_id" = Uuid, Path), ("chart_id" = Uuid, Path)), request_body = CareTeamRequest,
+    responses((status = 200, body = RestrictedChart), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "charts")]
+pub async fn change_team(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, chart_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(req): ApiJson<CareTeamRequest>,
+) -> ApiResult<Json<RestrictedChart>> {
+    let me = require_member(&state, &auth, clinic_id).await?;
+    let acl = ChartAcl::load(&state, clinic_id).await?;
+    let chart = acl
+        .get(&chart_id)
+        .cloned()
+        .ok_or_else(ApiError::not_found)?;
+    if !chart.care_team.contains(&auth.account_id) {
+        return Err(forbidden_restricted());
+    }
+    if !may_manage(&me) {
+        return Err(ApiError::forbidden(
+            "Only an owner or a treating practitioner can change a care team.",
+        ));
+    }
+    let team = team_members(&state, clinic_id, &req.care_team, auth.account_id).await?;
+    let new_ids: BTreeSet<Uuid> = team.iter().map(|m| m.account_id).collect();
+    let removed: Vec<Uuid> = chart
+        .care_team
+        .iter()
+        .filter(|id| !new_ids.contains(id))
+        .copied()
+        .collect();
+    let known: BTreeSet<Uuid> = me.wrapped_keys.iter().map(|k| k.key_id).collect();
+    if removed.is_empty() {
+        // Only newcomers: they get every chart key (all epochs) their role grants, as I hold them.
+        if req.key_epoch != chart.key_epoch {
+            return Err(ApiError::bad_request(
+                "invalid_epoch",
+                "Adding people keeps the chart's key epoch.",
+            ));
+        }
+        let newcomers: Vec<&MemberRow> = team
+            .iter()
+            .filter(|m| !chart.care_team.contains(&m.account_id))
+            .collect();
+        let mut want = BTreeSet::new();
+        for m in &newcomers {
+            for k in me
+                .wrapped_keys
+                .iter()
+                .filter(|k| k.chart_id == Some(chart_id) && m.role.grants(k.compartment))
+            {
+                want.insert((m.account_id, k.key_id));
+            }
+        }
+        let mut got = BTreeSet::new();
+        for k in &req.wrapped_keys {
+            if !wrapped_key_well_formed(k)
+                || k.chart_id != Some(chart_id)
+                || !known.contains(&k.key_id)
+                || !got.insert((k.recipient, k.key_id))
+            {
+                return Err(invalid_keys(
+                    "Newcomers receive the chart's existing keys, once each.",
+                ));
+            }
+        }
+        if got != want {
+            return Err(invalid_keys(
+                "Each newcomer receives exactly the chart keys its role grants, every epoch.",
+            ));
+        }
+    } else {
+        if req.key_epoch != chart.key_epoch + 1 {
+            return Err(ApiError::bad_request(
+                "invalid_epoch",
+                "Removing someone starts the chart's next key epoch.",
+            ));
+        }
+        check_new_chart_keys(&req.wrapped_keys, chart_id, req.key_epoch, &team, &known)?;
+    }
+    let next = ChartRow {
+        care_team: new_ids.iter().copied().collect(),
+        key_epoch: req.key_epoch,
+        ..chart.clone()
+    };
+    state
+        .store
+        .update_care_team(
+            clinic_id,
+            next.clone(),
+            chart.key_epoch,
+            removed,
+            req.wrapped_keys,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "care_team_conflict",
+                format!("{what}; reload and retry."),
+            ),
+            e => e.into(),
+        })?;
+    state
+        .store
+        .append_event(
+            clinic_event(
+                &auth,
+                clinic_id,
+                "care_team_changed",
+                Some(chart_id),
+                next.care_team.len() as u32,
+            ),
+            true,
+        )
+        .await?;
+    Ok(Json(RestrictedChart {
+        chart_id,
+        in_care_team: true,
+        care_team: next.care_team,
+        key_epoch: next.key_epoch,
+        restricted_at: next.restricted_at,
+    }))
+}
