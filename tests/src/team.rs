@@ -263,3 +263,114 @@ pub fn clinical_note_write(
         envelope,
     }
 }
+
+impl Client {
+    pub fn restricted_charts(&self, clinic_id: Uuid) -> Result<RestrictedChartList, ApiError> {
+        Self::typed(self.get(&format!("/api/clinics/{clinic_id}/charts")))
+    }
+
+    /// Restricts `chart_id` to `team` as `me` (who must be on it): new chart keys, wrapped to the
+    /// team by role, and every current record of the chart re-sealed under them (opened with
+    /// `clinic.keyring`, so only a chart that is not restricted yet). Returns the keyring with the
+    /// chart keys added.
+    pub fn restrict_chart(
+        &self,
+        me: &Session,
+        clinic: &Clinic,
+        chart_id: Uuid,
+        team: &[Uuid],
+        authors: &[&Session],
+    ) -> Result<ClinicKeyring, ApiError> {
+        let anchor = team::open_pinned_anchor(&me.keys, &clinic.id, &clinic.view.pinned_anchor)
+            .expect("anchor");
+        let roster = self.verified_roster(clinic.id, &anchor);
+        let mut keyring = clinic.keyring.clone();
+        keyring.add_chart_keys(chart_id, &Compartment::ALL, 1);
+        let wrapped_keys = wrap_chart_keys(&roster, &keyring, clinic.id, chart_id, 1, team);
+        let (records, _, _) = self.all_changes(clinic.id, 0, 1000, 1000)?;
+        let reseal = records
+            .into_iter()
+            .filter(|r| r.envelope.chart_id == chart_id)
+            .map(|r| {
+                let pt = crypto::open_record(
+                    &clinic.id,
+                    optovault_shared::envelope::Purpose::Record,
+                    &r.envelope,
+                    &clinic.keyring,
+                    |id| {
+                        authors
+                            .iter()
+                            .find(|s| &s.account_id == id)
+                            .map(|s| s.ed25519())
+                    },
+                )
+                .expect("open the record to re-seal");
+                let envelope = crypto::seal_record(
+                    crypto::RecordSlot {
+                        clinic_id: clinic.id,
+                        chart_id,
+                        record_id: r.envelope.record_id,
+                        version: r.envelope.version + 1,
+                        purpose: optovault_shared::envelope::Purpose::Record,
+                    },
+                    r.envelope.compartment,
+                    &keyring,
+                    &me.account_id,
+                    &me.keys,
+                    &pt,
+                )
+                .expect("re-seal");
+                RecordWrite {
+                    expected_version: r.envelope.version,
+                    envelope,
+                }
+            })
+            .collect();
+        let req = RestrictChartRequest {
+            care_team: team.to_vec(),
+            wrapped_keys,
+            reseal,
+        };
+        let _: BatchWriteResponse = Self::typed(self.post(
+            &format!("/api/clinics/{}/charts/{chart_id}/restrict", clinic.id),
+            &req,
+        ))?;
+        Ok(keyring)
+    }
+
+    pub fn change_care_team(
+        &self,
+        clinic_id: Uuid,
+        chart_id: Uuid,
+        req: &CareTeamRequest,
+    ) -> Result<RestrictedChart, ApiError> {
+        Self::typed(self.put(
+            &format!("/api/clinics/{clinic_id}/charts/{chart_id}/team"),
+            req,
+        ))
+    }
+}
+
+/// Wraps the chart keys of `epoch` to each of `team` for what its role (per the roster) grants.
+pub fn wrap_chart_keys(
+    roster: &Roster,
+    keyring: &ClinicKeyring,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    epoch: u32,
+    team: &[Uuid],
+) -> Vec<WrappedKey> {
+    let mut out = Vec::new();
+    for id in team {
+        let m = &roster.members[id];
+        for k in keyring.keys().iter().filter(|k| {
+            k.chart_id == Some(chart_id) && k.epoch == epoch && m.role.grants(k.compartment)
+        }) {
+            out.push(
+                crypto::wrap_clinic_key(&clinic_id, k, id, m.public_keys.x25519.as_slice())
+                    .expect("wrap"),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,344 @@
+//! Restricted charts against a real server: only the care team fetches and decrypts a restricted
+//! chart; everyone else learns only that it exists; leaving the care team rotates its keys.
+
+use optovault_shared::crypto::{self, CryptoError};
+use optovault_shared::envelope::Purpose;
+use optovault_shared::team;
+use optovault_shared::wire::*;
+use optovault_shared::Compartment;
+use optovault_tests::team::{clinical_note_write, wrap_chart_keys};
+use optovault_tests::*;
+use uuid::Uuid;
+
+struct Fx {
+    server: TestServer,
+    oc: Client,
+    owner: Session,
+    clinic: Clinic,
+    patient: Uuid,
+    doc: (Client, Session),
+    desk: (Client, Session),
+}
+
+fn join(
+    server: &TestServer,
+    oc: &Client,
+    owner: &Session,
+    clinic: &Clinic,
+    role: Role,
+) -> (Client, Session) {
+    let c = server.client();
+    let s = c.signup(&unique_username("m"), &strong_password());
+    let link = oc.invite(owner, clinic, role).unwrap();
+    c.accept(&s, &link).unwrap();
+    oc.admit(owner, clinic, link.invitation_id)
+        .unwrap()
+        .unwrap();
+    (c, s)
+}
+
+fn fixture() -> Fx {
+    let server = TestServer::start();
+    let oc = server.client();
+    let owner = oc.signup(&unique_username("owner"), &strong_password());
+    let clinic = oc.create_clinic(&owner, "Quiet Lane Optometry").unwrap();
+    let patient = Uuid::new_v4();
+    oc.put_patient(&owner, &clinic, patient, 0, &sample_patient(7))
+        .unwrap();
+    let doc = join(&server, &oc, &owner, &clinic, Role::Optometrist);
+    let desk = join(&server, &oc, &owner, &clinic, Role::FrontDesk);
+    Fx {
+        server,
+        oc,
+        owner,
+        clinic,
+        patient,
+        doc,
+        desk,
+    }
+}
+
+#[test]
+fn a_restricted_chart_is_for_its_care_team_only() {
+    let f = fixture();
+    let (doc_c, doc) = &f.doc;
+    let (desk_c, desk) = &f.desk;
+    // A clinical note on the chart before restriction.
+    let doc_clinic = doc_c.join_view(doc, f.clinic.id);
+    doc_c
+        .batch(
+            f.clinic.id,
+            vec![clinical_note_write(
+                doc,
+                f.clinic.id,
+                &doc_clinic.keyring,
+                f.patient,
+                "before",
+            )],
+        )
+        .unwrap();
+
+    let ring =
+        f.oc.restrict_chart(
+            &f.owner,
+            &f.clinic,
+            f.patient,
+            &[f.owner.account_id, doc.account_id],
+            &[&f.owner, doc],
+        )
+        .unwrap();
+    assert!(ring.has_chart(&f.patient));
+
+    // Front desk: the patient record is refused and gone from its feed; it sees only that a
+    // restricted chart exists, not who is on it.
+    let r = desk_c.get(&format!(
+        "/api/clinics/{}/records/{}",
+        f.clinic.id, f.patient
+    ));
+    assert_eq!(r.expect_error(&[403]).code, "restricted_chart");
+    let (feed, _, _) = desk_c.all_changes(f.clinic.id, 0, 100, 10).unwrap();
+    assert!(feed.iter().all(|r| r.envelope.chart_id != f.patient));
+    let list = desk_c.restricted_charts(f.clinic.id).unwrap();
+    assert_eq!(list.charts.len(), 1);
+    assert_eq!(
+        (list.charts[0].chart_id, list.charts[0].in_care_team),
+        (f.patient, false)
+    );
+    assert!(list.charts[0].care_team.is_empty());
+    // Nor can it write to the chart.
+    let desk_view = desk_c.join_view(desk, f.clinic.id);
+    let w = patient_write(
+        desk,
+        f.clinic.id,
+        &desk_view.keyring,
+        f.patient,
+        2,
+        &sample_patient(8),
+    );
+    assert_eq!(
+        desk_c.put_record(f.clinic.id, &w).unwrap_err().code,
+        "restricted_chart"
+    );
+
+    // The optometrist (on the team) reads every record of the chart with the chart keys only.
+    let doc_view = doc_c.join_view(doc, f.clinic.id);
+    assert!(doc_view.keyring.has_chart(&f.patient));
+    let (feed, _, _) = doc_c.all_changes(f.clinic.id, 0, 100, 10).unwrap();
+    let on_chart: Vec<_> = feed
+        .iter()
+        .filter(|r| r.envelope.chart_id == f.patient)
+        .collect();
+    assert_eq!(on_chart.len(), 2, "the patient and the note, re-sealed");
+    for r in &on_chart {
+        assert!(doc_view.keyring.by_id(&r.envelope.key_id).unwrap().chart_id == Some(f.patient));
+        crypto::open_record(
+            &f.clinic.id,
+            Purpose::Record,
+            &r.envelope,
+            &doc_view.keyring,
+            |id| {
+                [&f.owner, doc]
+                    .iter()
+                    .find(|s| &s.account_id == id)
+                    .map(|s| s.ed25519())
+            },
+        )
+        .unwrap();
+    }
+    // Front desk's keys cannot open the re-sealed patient either.
+    let p = f.oc.get_record(f.clinic.id, f.patient).unwrap();
+    assert!(matches!(
+        crypto::open_record(
+            &f.clinic.id,
+            Purpose::Record,
+            &p.envelope,
+            &desk_view.keyring,
+            |_| Some(f.owner.ed25519())
+        ),
+        Err(CryptoError::UnknownKey(_))
+    ));
+    // Writing to the chart with a clinic-wide key is refused even for the team.
+    let w = patient_write(
+        doc,
+        f.clinic.id,
+        &doc_clinic.keyring,
+        f.patient,
+        p.envelope.version,
+        &sample_patient(9),
+    );
+    assert_eq!(
+        doc_c.put_record(f.clinic.id, &w).unwrap_err().code,
+        "unknown_key"
+    );
+    // With the chart key it works.
+    let w = patient_write(
+        doc,
+        f.clinic.id,
+        &doc_view.keyring,
+        f.patient,
+        p.envelope.version,
+        &sample_patient(9),
+    );
+    doc_c.put_record(f.clinic.id, &w).unwrap();
+    // Restricting twice: 409.
+    let again = f.oc.post(
+        &format!("/api/clinics/{}/charts/{}/restrict", f.clinic.id, f.patient),
+        &RestrictChartRequest {
+            care_team: vec![f.owner.account_id],
+            wrapped_keys: vec![],
+            reseal: vec![],
+        },
+    );
+    assert_eq!(again.expect_error(&[409]).code, "chart_restricted");
+    // Front desk cannot restrict a chart.
+    let other = Uuid::new_v4();
+    f.oc.put_patient(&f.owner, &f.clinic, other, 0, &sample_patient(3))
+        .unwrap();
+    let r = desk_c.post(
+        &format!("/api/clinics/{}/charts/{other}/restrict", f.clinic.id),
+        &RestrictChartRequest {
+            care_team: vec![desk.account_id],
+            wrapped_keys: vec![],
+            reseal: vec![],
+        },
+    );
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn leaving_the_care_team_rotates_the_chart_keys() {
+    let f = fixture();
+    let (doc_c, doc) = &f.doc;
+    let (desk_c, desk) = &f.desk;
+    f.oc.restrict_chart(
+        &f.owner,
+        &f.clinic,
+        f.patient,
+        &[f.owner.account_id, doc.account_id],
+        &[&f.owner],
+    )
+    .unwrap();
+    let doc_old = doc_c.join_view(doc, f.clinic.id);
+    let owner_view = f.oc.join_view(&f.owner, f.clinic.id);
+    let anchor = f.owner.keys.public_keys().ed25519.0;
+    let roster = f.oc.verified_roster(f.clinic.id, &anchor);
+
+    // Adding front desk: it receives the existing chart key its role grants (demographics).
+    let add = wrap_chart_keys(
+        &roster,
+        &owner_view.keyring,
+        f.clinic.id,
+        f.patient,
+        1,
+        &[desk.account_id],
+    );
+    let team3 = vec![f.owner.account_id, doc.account_id, desk.account_id];
+    f.oc.change_care_team(
+        f.clinic.id,
+        f.patient,
+        &CareTeamRequest {
+            care_team: team3.clone(),
+            key_epoch: 1,
+            wrapped_keys: add,
+        },
+    )
+    .unwrap();
+    desk_c.get_record(f.clinic.id, f.patient).unwrap();
+    let desk_view = desk_c.join_view(desk, f.clinic.id);
+    assert_eq!(
+        desk_view
+            .keyring
+            .keys()
+            .iter()
+            .filter(|k| k.chart_id == Some(f.patient))
+            .count(),
+        1
+    );
+
+    // Removing the optometrist without new keys: refused.
+    let team2 = vec![f.owner.account_id, desk.account_id];
+    let r = f.oc.change_care_team(
+        f.clinic.id,
+        f.patient,
+        &CareTeamRequest {
+            care_team: team2.clone(),
+            key_epoch: 1,
+            wrapped_keys: vec![],
+        },
+    );
+    assert_eq!(r.unwrap_err().code, "invalid_epoch");
+    // With epoch 2 keys for those who stay: accepted; the optometrist is shut out.
+    let mut ring2 = owner_view.keyring.clone();
+    ring2.add_chart_keys(f.patient, &Compartment::ALL, 2);
+    let keys2 = wrap_chart_keys(&roster, &ring2, f.clinic.id, f.patient, 2, &team2);
+    f.oc.change_care_team(
+        f.clinic.id,
+        f.patient,
+        &CareTeamRequest {
+            care_team: team2,
+            key_epoch: 2,
+            wrapped_keys: keys2,
+        },
+    )
+    .unwrap();
+    let r = doc_c.get(&format!(
+        "/api/clinics/{}/records/{}",
+        f.clinic.id, f.patient
+    ));
+    assert_eq!(r.expect_error(&[403]).code, "restricted_chart");
+    assert!(
+        !doc_c
+            .join_view(doc, f.clinic.id)
+            .keyring
+            .has_chart(&f.patient),
+        "its chart keys were withdrawn"
+    );
+
+    // New writes need epoch 2; what is written now does not open with the optometrist's old keys.
+    let p = f.oc.get_record(f.clinic.id, f.patient).unwrap();
+    let stale = patient_write(
+        &f.owner,
+        f.clinic.id,
+        &owner_view.keyring,
+        f.patient,
+        p.envelope.version,
+        &sample_patient(10),
+    );
+    assert_eq!(
+        f.oc.put_record(f.clinic.id, &stale).unwrap_err().code,
+        "stale_key_epoch"
+    );
+    let owner_view2 = f.oc.join_view(&f.owner, f.clinic.id);
+    let fresh = patient_write(
+        &f.owner,
+        f.clinic.id,
+        &owner_view2.keyring,
+        f.patient,
+        p.envelope.version,
+        &sample_patient(10),
+    );
+    f.oc.put_record(f.clinic.id, &fresh).unwrap();
+    let stored = f.oc.get_record(f.clinic.id, f.patient).unwrap();
+    assert_eq!(stored.envelope.epoch, 2);
+    assert!(matches!(
+        crypto::open_record(
+            &f.clinic.id,
+            Purpose::Record,
+            &stored.envelope,
+            &doc_old.keyring,
+            |_| Some(f.owner.ed25519())
+        ),
+        Err(CryptoError::UnknownKey(_))
+    ));
+    // Front desk, still on the team, reads it.
+    let desk_view = desk_c.join_view(desk, f.clinic.id);
+    let got = open_patient_by(
+        &[&f.owner],
+        f.clinic.id,
+        &desk_view.keyring,
+        &desk_c.get_record(f.clinic.id, f.patient).unwrap().envelope,
+    )
+    .unwrap();
+    assert_eq!(got, sample_patient(10).normalized());
+    let _ = team::fingerprint(&desk.keys.public_keys());
+}
