@@ -19,7 +19,7 @@ use crate::clinics::{clinic_event, require_member, wrapped_key_well_formed};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiJson, ApiPath};
 use crate::session::Authenticated;
-use crate::store::{ChartRow, MemberRow, StoreError};
+use crate::store::{ChartRow, MemberChange, MemberRow, StoreError};
 use crate::{now, records, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -165,7 +165,7 @@ pub async fn list(
     auth: Authenticated,
     ApiPath(clinic_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<RestrictedChartList>> {
-    require_member(&state, &auth, clinic_id).await?;
+    let me = require_member(&state, &auth, clinic_id).await?;
     let charts = state
         .store
         .charts(clinic_id)
@@ -176,7 +176,8 @@ pub async fn list(
             RestrictedChart {
                 chart_id: c.chart_id,
                 in_care_team,
-                care_team: if in_care_team { c.care_team } else { vec![] },
+                // Owners see every care team: they must rotate chart keys when a member leaves.
+                care_team: if in_care_team || me.role == Role::Owner { c.care_team } else { vec![] },
                 key_epoch: c.key_epoch,
                 restricted_at: c.restricted_at,
             }
@@ -280,6 +281,68 @@ pub async fn restrict(
             })
             .collect(),
     }))
+}
+
+/// For a rotation of the clinic's keys (a member removed or its role changed): every restricted
+/// chart the member is on gets its next key epoch, with new keys for the care team as it stands
+/// after the change. Checks `chart_keys` (the request's chart-scoped keys) accordingly and returns
+/// the updated chart rows to commit with the rotation.
+pub async fn rotate_for_member(
+    state: &AppState,
+    clinic_id: Uuid,
+    member: Uuid,
+    change: &MemberChange,
+    members: &[MemberRow],
+    chart_keys: &[WrappedKey],
+) -> ApiResult<Vec<ChartRow>> {
+    let known: BTreeSet<Uuid> = members
+        .iter()
+        .flat_map(|m| m.wrapped_keys.iter().map(|k| k.key_id))
+        .collect();
+    let mut updated = Vec::new();
+    let mut accounted = 0;
+    for chart in state.store.charts(clinic_id).await? {
+        if !chart.care_team.contains(&member) {
+            continue;
+        }
+        let team: Vec<MemberRow> = chart
+            .care_team
+            .iter()
+            .filter_map(|id| members.iter().find(|m| &m.account_id == id))
+            .filter_map(|m| match change {
+                MemberChange::Remove(gone) if *gone == m.account_id => None,
+                MemberChange::ChangeRole(who, role) if *who == m.account_id => Some(MemberRow {
+                    role: *role,
+                    ..m.clone()
+                }),
+                _ => Some(m.clone()),
+            })
+            .collect();
+        if team.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "care_team_would_be_empty",
+                "This member is the only one on a restricted chart's care team: add someone to it first.",
+            ));
+        }
+        let epoch = chart.key_epoch + 1;
+        let keys: Vec<WrappedKey> = chart_keys
+            .iter()
+            .filter(|k| k.chart_id == Some(chart.chart_id))
+            .cloned()
+            .collect();
+        check_new_chart_keys(&keys, chart.chart_id, epoch, &team, &known)?;
+        accounted += keys.len();
+        updated.push(ChartRow {
+            care_team: team.iter().map(|m| m.account_id).collect(),
+            key_epoch: epoch,
+            ..chart
+        });
+    }
+    if accounted != chart_keys.len() {
+        return Err(invalid_keys("Chart keys for charts the member is not on."));
+    }
+    Ok(updated)
 }
 
 /// Changes a care team; anyone leaving it makes the chart's keys rotate.

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use optovault_shared::roster::RosterChange;
 use optovault_shared::wire::{
     AddMemberRequest, InvitationStatus, MemberList, MemberView, Role, RosterPage, RotationRequest,
+    WrappedKey,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -234,12 +235,29 @@ pub async fn rotate(
         }
     };
     let members = state.store.members(clinic_id).await?;
-    team::check_rotation_keys(&req.wrapped_keys, &after, &members)?;
+    let (clinic_keys, chart_keys): (Vec<WrappedKey>, Vec<WrappedKey>) = req
+        .wrapped_keys
+        .iter()
+        .cloned()
+        .partition(|k| k.chart_id.is_none());
+    team::check_rotation_keys(&clinic_keys, &after, &members)?;
+    // Restricted charts the member is on rotate too: new chart keys for the care team that stays
+    // (each member's role as it is after the change), so nothing written later opens with a chart
+    // key the member held.
+    let charts = crate::charts::rotate_for_member(
+        &state,
+        clinic_id,
+        affected,
+        &change,
+        &members,
+        &chart_keys,
+    )
+    .await?;
     let signed = row.signed.clone();
     let seq = row.seq;
     state
         .store
-        .rotate(clinic_id, row, change, req.wrapped_keys)
+        .rotate(clinic_id, row, change, req.wrapped_keys, charts)
         .await
         .map_err(conflict)?;
     let revoked = state.store.revoke_sessions_of(affected).await?;

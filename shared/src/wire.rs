@@ -341,7 +341,7 @@ wire! {
     pub struct RestrictedChart {
         pub chart_id: Uuid,
         pub in_care_team: bool,
-        /// Empty unless the caller is on the care team.
+        /// Empty unless the caller is on the care team or an owner.
         pub care_team: Vec<Uuid>,
         pub key_epoch: u32,
         pub restricted_at: UnixTime,

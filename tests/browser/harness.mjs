@@ -111,3 +111,38 @@ export async function savePatient(page, fields) {
 export function patientRows(page) {
   return page.locator('tr.patient-row');
 }
+
+/** Fills and submits the registration form already on screen (no navigation, no wait). */
+export async function submitRegistration(page, username, password) {
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.fill('#password-confirm', password);
+  await page.click('#register-submit');
+}
+
+/** Fills and submits the login form already on screen (no navigation, no wait). */
+export async function submitLogin(page, username, password) {
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.click('#login-submit');
+}
+
+/** Creates an invitation on the members page (already open); returns the new link. */
+export async function createInvitation(page, role, hours) {
+  const before = await page.evaluate(() => document.querySelector('#invite-link')?.value ?? '');
+  await page.selectOption('#invite-role', role);
+  if (hours !== undefined) await page.fill('#invite-hours', String(hours));
+  await page.click('#invite-create');
+  await page.waitForFunction((prev) => {
+    const v = document.querySelector('#invite-link')?.value;
+    return v && v !== prev;
+  }, before);
+  return page.locator('#invite-link').inputValue();
+}
+
+/** `{clinicId, invitationId}` of an invitation link. */
+export function invitationIds(link) {
+  const m = new URL(link).pathname.match(/^\/invite\/([0-9a-f-]{36})\/([0-9a-f-]{36})$/);
+  if (!m) throw new Error(`not an invitation link: ${link}`);
+  return { clinicId: m[1], invitationId: m[2] };
+}

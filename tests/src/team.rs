@@ -193,13 +193,39 @@ impl Client {
         let epoch = roster.key_epoch + 1;
         let mut keyring = clinic.keyring.clone();
         keyring.rotate(&Compartment::ALL, epoch);
+        let member = match &change {
+            RosterChange::Remove { member } | RosterChange::ChangeRole { member, .. } => *member,
+            RosterChange::Add { member, .. } => *member,
+        };
         let signed = team::sign_entry(
             &team::next_entry(&roster, owner.account_id, change, epoch, 1_800_000_200),
             &owner.keys,
         );
         let (after, _, _) =
             Roster::apply_unverified(Some(&roster), clinic.id, &signed).expect("entry applies");
-        let wrapped_keys = team::wrap_epoch_for_roster(&after, &keyring, epoch).expect("wrap");
+        let mut wrapped_keys = team::wrap_epoch_for_roster(&after, &keyring, epoch).expect("wrap");
+        // Restricted charts the member is on get new chart keys for the team that stays.
+        for chart in self.restricted_charts(clinic.id).expect("charts").charts {
+            if !chart.care_team.contains(&member) {
+                continue;
+            }
+            let stays: Vec<Uuid> = chart
+                .care_team
+                .iter()
+                .copied()
+                .filter(|id| after.members.contains_key(id))
+                .collect();
+            let next = chart.key_epoch + 1;
+            keyring.add_chart_keys(chart.chart_id, &Compartment::ALL, next);
+            wrapped_keys.extend(wrap_chart_keys(
+                &after,
+                &keyring,
+                clinic.id,
+                chart.chart_id,
+                next,
+                &stays,
+            ));
+        }
         (
             RotationRequest {
                 roster_entry: signed,

@@ -342,3 +342,82 @@ fn leaving_the_care_team_rotates_the_chart_keys() {
     assert_eq!(got, sample_patient(10).normalized());
     let _ = team::fingerprint(&desk.keys.public_keys());
 }
+
+#[test]
+fn removing_a_care_team_member_from_the_clinic_rotates_its_charts_too() {
+    let f = fixture();
+    let (doc_c, doc) = &f.doc;
+    f.oc.restrict_chart(
+        &f.owner,
+        &f.clinic,
+        f.patient,
+        &[f.owner.account_id, doc.account_id],
+        &[&f.owner],
+    )
+    .unwrap();
+    let doc_old = doc_c.join_view(doc, f.clinic.id);
+    assert!(doc_old.keyring.has_chart(&f.patient));
+    let owner_now = f.oc.join_view(&f.owner, f.clinic.id);
+
+    // A rotation that leaves the chart's keys alone is refused whole.
+    let (mut without, _) = f.oc.rotation_request(
+        &f.owner,
+        &owner_now,
+        optovault_shared::roster::RosterChange::Remove {
+            member: doc.account_id,
+        },
+    );
+    without.wrapped_keys.retain(|k| k.chart_id.is_none());
+    assert_eq!(
+        f.oc.rotate(f.clinic.id, &without).unwrap_err().code,
+        "invalid_wrapped_keys"
+    );
+    assert!(doc_c.session().is_ok());
+
+    let (req, _) = f.oc.rotation_request(
+        &f.owner,
+        &owner_now,
+        optovault_shared::roster::RosterChange::Remove {
+            member: doc.account_id,
+        },
+    );
+    f.oc.rotate(f.clinic.id, &req).unwrap();
+    let chart = &f.oc.restricted_charts(f.clinic.id).unwrap().charts[0];
+    assert_eq!(
+        (chart.key_epoch, chart.care_team.clone()),
+        (2, vec![f.owner.account_id])
+    );
+
+    // The owner writes the chart under its epoch-2 key; the removed member's keys do not open it.
+    let owner_view = f.oc.join_view(&f.owner, f.clinic.id);
+    let p = f.oc.get_record(f.clinic.id, f.patient).unwrap();
+    let w = patient_write(
+        &f.owner,
+        f.clinic.id,
+        &owner_view.keyring,
+        f.patient,
+        p.envelope.version,
+        &sample_patient(11),
+    );
+    f.oc.put_record(f.clinic.id, &w).unwrap();
+    let stored = f.oc.get_record(f.clinic.id, f.patient).unwrap();
+    assert_eq!(stored.envelope.epoch, 2);
+    assert!(
+        owner_view
+            .keyring
+            .by_id(&stored.envelope.key_id)
+            .unwrap()
+            .chart_id
+            == Some(f.patient)
+    );
+    assert!(matches!(
+        crypto::open_record(
+            &f.clinic.id,
+            Purpose::Record,
+            &stored.envelope,
+            &doc_old.keyring,
+            |_| Some(f.owner.ed25519())
+        ),
+        Err(CryptoError::UnknownKey(_))
+    ));
+}

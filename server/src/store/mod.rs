@@ -258,12 +258,15 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a member or changes a role and installs a new key epoch, atomically: appends the
     /// roster entry (which must follow the current head), applies `change`, and adds `new_keys`
     /// to the members they are wrapped to. A changed role keeps only the keys it still grants.
+    /// `charts` are the restricted charts the change touches, with their new care team and key
+    /// epoch (their new keys are among `new_keys`).
     async fn rotate(
         &self,
         clinic_id: Uuid,
         entry: RosterRow,
         change: MemberChange,
         new_keys: Vec<WrappedKey>,
+        charts: Vec<ChartRow>,
     ) -> StoreResult<()>;
     /// The clinic's restricted charts.
     async fn charts(&self, clinic_id: Uuid) -> StoreResult<Vec<ChartRow>>;

@@ -767,10 +767,11 @@ impl Store for SledStore {
         entry: RosterRow,
         change: MemberChange,
         new_keys: Vec<WrappedKey>,
+        charts: Vec<ChartRow>,
     ) -> StoreResult<()> {
         self.run(move |s| {
-            let trees = (&s.roster, &s.roster_heads, &s.members, &s.account_clinics);
-            let r = trees.transaction(|(roster, heads, members, ac)| {
+            let trees = (&s.roster, &s.roster_heads, &s.members, &s.account_clinics, &s.charts);
+            let r = trees.transaction(|(roster, heads, members, ac, chart_tree)| {
                 append_roster_tx(roster, heads, &clinic_id, &entry)?;
                 let load = |account: &Uuid| -> Result<MemberRow, ConflictableTransactionError<StoreError>> {
                     match members.get(key2(&clinic_id, account.as_bytes()))? {
@@ -793,6 +794,9 @@ impl Store for SledStore {
                     }
                 }
                 add_wraps_tx(members, &clinic_id, &new_keys)?;
+                for c in &charts {
+                    chart_tree.insert(key2(&clinic_id, c.chart_id.as_bytes()), to_json(c))?;
+                }
                 Ok(())
             });
             tx_result(r)?;

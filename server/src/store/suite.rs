@@ -452,7 +452,13 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
         Uuid::new_v4(),
     ));
     assert!(store
-        .rotate(clinic, roster_row(4, 2), MemberChange::Remove(doc), bad)
+        .rotate(
+            clinic,
+            roster_row(4, 2),
+            MemberChange::Remove(doc),
+            bad,
+            vec![]
+        )
         .await
         .is_err());
     assert!(store.member(clinic, doc).await.unwrap().is_some());
@@ -474,6 +480,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             roster_row(4, 2),
             MemberChange::Remove(doc),
             new_keys,
+            vec![],
         )
         .await
         .unwrap();
@@ -498,6 +505,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             roster_row(5, 3),
             MemberChange::ChangeRole(desk, Role::Optometrist),
             vec![clinical.clone()],
+            vec![],
         )
         .await
         .unwrap();
@@ -509,6 +517,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             clinic,
             roster_row(6, 4),
             MemberChange::ChangeRole(desk, Role::Billing),
+            vec![],
             vec![],
         )
         .await
