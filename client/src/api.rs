@@ -4,9 +4,12 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use optovault_shared::wire::{
-    AccountCreated, ApiErrorBody, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
-    LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, RecordWrite,
-    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, SessionInfo, WriteResult,
+    AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, ChangesPage,
+    ClinicList, ClinicView, CreateClinicRequest, CreateInvitationRequest, InvitationInfo,
+    InvitationList, InvitationView, LoginAbortRequest, LoginFinishRequest, LoginStartRequest,
+    LoginStartResponse, MemberList, MemberView, RecordWrite, RegisterFinishRequest,
+    RegisterStartRequest, RegisterStartResponse, RosterPage, RotationRequest, SessionInfo,
+    WriteResult,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -154,4 +157,57 @@ pub async fn put_record(
 ) -> ApiResult<WriteResult> {
     let url = format!("/api/clinics/{clinic_id}/records/{record_id}");
     json(send(with_body(Request::put(&url), body)).await?).await
+}
+
+// ---- the team: roster, members, invitations ---------------------------------------------------
+
+pub async fn roster(clinic_id: Uuid, since: u64) -> ApiResult<RosterPage> {
+    get(&format!("/api/clinics/{clinic_id}/roster?since={since}")).await
+}
+
+pub async fn members(clinic_id: Uuid) -> ApiResult<MemberList> {
+    get(&format!("/api/clinics/{clinic_id}/members")).await
+}
+
+pub async fn add_member(clinic_id: Uuid, body: &AddMemberRequest) -> ApiResult<MemberView> {
+    post(&format!("/api/clinics/{clinic_id}/members"), body).await
+}
+
+pub async fn rotate(clinic_id: Uuid, body: &RotationRequest) -> ApiResult<RosterPage> {
+    post(&format!("/api/clinics/{clinic_id}/rotations"), body).await
+}
+
+pub async fn create_invitation(
+    clinic_id: Uuid,
+    body: &CreateInvitationRequest,
+) -> ApiResult<InvitationView> {
+    post(&format!("/api/clinics/{clinic_id}/invitations"), body).await
+}
+
+pub async fn invitations(clinic_id: Uuid) -> ApiResult<InvitationList> {
+    get(&format!("/api/clinics/{clinic_id}/invitations")).await
+}
+
+pub async fn revoke_invitation(clinic_id: Uuid, invitation_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/invitations/{invitation_id}");
+    send(Request::delete(&url).build()).await.map(|_| ())
+}
+
+pub async fn invitation_info(clinic_id: Uuid, invitation_id: Uuid) -> ApiResult<InvitationInfo> {
+    get(&format!(
+        "/api/clinics/{clinic_id}/invitations/{invitation_id}/info"
+    ))
+    .await
+}
+
+pub async fn accept_invitation(
+    clinic_id: Uuid,
+    invitation_id: Uuid,
+    body: &AcceptInvitationRequest,
+) -> ApiResult<InvitationInfo> {
+    post(
+        &format!("/api/clinics/{clinic_id}/invitations/{invitation_id}/accept"),
+        body,
+    )
+    .await
 }

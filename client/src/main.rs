@@ -7,8 +7,10 @@ mod auth;
 mod clinic;
 mod components;
 mod pages;
+mod records;
 mod state;
 mod store;
+mod team;
 mod util;
 
 use leptos::prelude::*;
@@ -16,7 +18,9 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use pages::clinics::ClinicsPage;
+use pages::invite::InvitePage;
 use pages::login::LoginPage;
+use pages::members::MembersPage;
 use pages::not_found::NotFound;
 use pages::patient_form::PatientFormPage;
 use pages::patients::PatientsPage;
@@ -36,6 +40,8 @@ fn App() -> impl IntoView {
                 <Route path=path!("/clinics/:clinic_id/patients") view=PatientsPage />
                 // `new` or a patient's record id.
                 <Route path=path!("/clinics/:clinic_id/patients/:patient_id") view=PatientFormPage />
+                <Route path=path!("/clinics/:clinic_id/members") view=MembersPage />
+                <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
             </Routes>
         </Router>
     }

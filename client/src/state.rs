@@ -1,16 +1,18 @@
 //! App-wide state, provided as context by `App`: the unlocked account (private keys), the clinics
-//! with their keyrings and the per-clinic patient stores. All of it lives in memory only and is
-//! dropped on logout or reload; nothing here is ever written to browser storage.
+//! with their keyrings and verified rosters, and the per-clinic record stores. All of it lives in
+//! memory only and is dropped on logout or reload; nothing here is ever written to browser storage.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use leptos::prelude::*;
 use optovault_shared::crypto::{ClinicKeyring, UserKeys};
+use optovault_shared::roster::Roster;
 use optovault_shared::wire::{PublicKeys, Role};
+use optovault_shared::Compartment;
 use uuid::Uuid;
 
-use crate::store::PatientStore;
+use crate::store::RecordStore;
 
 /// A logged-in account whose private keys are open. Dropping the last `Arc` zeroizes the keys.
 pub struct Unlocked {
@@ -30,32 +32,108 @@ impl Unlocked {
             public_keys,
         }
     }
+}
 
-    /// The Ed25519 key of an author whose records this client trusts. Until the team roster
-    /// exists, the only member of a clinic is its owner: this account itself. Anyone else is an
-    /// unknown author, and their records are shown as unverified.
-    pub fn author_key(&self, author: &Uuid) -> Option<Vec<u8>> {
-        (author == &self.account_id).then(|| self.public_keys.ed25519.0.clone())
+/// Who signed a record, as the clinic's verified roster knows them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Author {
+    Member {
+        username: String,
+        key: Vec<u8>,
+    },
+    /// Removed from the clinic since; what they wrote before stays verifiable.
+    Former {
+        username: String,
+        key: Vec<u8>,
+    },
+}
+
+impl Author {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Author::Member { key, .. } | Author::Former { key, .. } => key,
+        }
+    }
+    pub fn username(&self) -> &str {
+        match self {
+            Author::Member { username, .. } | Author::Former { username, .. } => username,
+        }
+    }
+    pub fn is_former(&self) -> bool {
+        matches!(self, Author::Former { .. })
     }
 }
 
-/// A clinic as this member holds it: the keys unwrapped, the profile opened and verified.
+/// A clinic as this member holds it: the keys unwrapped, the roster and profile verified.
 pub struct Clinic {
     pub id: Uuid,
     pub role: Role,
-    /// The verified clinic name, or why it is not trusted.
+    /// The verified clinic name, or why the clinic is not trusted.
     pub name: Result<String, String>,
     /// The clinic's keys, when they could be unwrapped. Wiped when dropped.
     pub keyring: Option<ClinicKeyring>,
+    /// The roster chain, verified against my pinned anchor; `None` when it did not check out
+    /// (the reason is in `name`).
+    pub roster: Option<Roster>,
+}
+
+impl Clinic {
+    /// The author of a record: a current member, or a removed one.
+    pub fn author(&self, id: &Uuid) -> Option<Author> {
+        let roster = self.roster.as_ref()?;
+        if let Some(m) = roster.members.get(id) {
+            return Some(Author::Member {
+                username: m.username.clone(),
+                key: m.public_keys.ed25519.0.clone(),
+            });
+        }
+        roster.removed.get(id).map(|(m, _)| Author::Former {
+            username: m.username.clone(),
+            key: m.public_keys.ed25519.0.clone(),
+        })
+    }
+
+    /// The Ed25519 key this client trusts for records by `id` (for `open_record`).
+    pub fn author_key(&self, id: &Uuid) -> Option<Vec<u8>> {
+        self.author(id).map(|a| a.key().to_vec())
+    }
+
+    /// The keyring and roster, or why this clinic cannot be used.
+    pub fn trusted(&self) -> Result<(&ClinicKeyring, &Roster), String> {
+        match (&self.name, &self.keyring, &self.roster) {
+            (Err(why), _, _) => Err(why.clone()),
+            (Ok(_), Some(k), Some(r)) => Ok((k, r)),
+            _ => Err("This clinic's keys could not be opened with your account.".into()),
+        }
+    }
+
+    /// Whether my keyring holds a key of this compartment (what my role is granted).
+    pub fn holds(&self, c: Compartment) -> bool {
+        self.keyring
+            .as_ref()
+            .is_some_and(|k| k.current(c).is_some())
+    }
+
+    /// Whether the verified roster lists me as an owner.
+    pub fn is_owner(&self, me: &Uuid) -> bool {
+        self.roster
+            .as_ref()
+            .and_then(|r| r.role_of(me))
+            .is_some_and(|r| r == Role::Owner)
+    }
 }
 
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub session: RwSignal<Option<Arc<Unlocked>>>,
     pub clinics: RwSignal<BTreeMap<Uuid, Arc<Clinic>>>,
-    stores: StoredValue<HashMap<Uuid, ArcRwSignal<PatientStore>>>,
+    stores: StoredValue<HashMap<Uuid, ArcRwSignal<RecordStore>>>,
+    /// The highest roster seq seen per clinic in this session: a lower one later is a rollback.
+    roster_heads: StoredValue<HashMap<Uuid, u64>>,
     /// A one-off message for the next page (e.g. "Your session has ended").
     pub notice: RwSignal<Option<String>>,
+    /// Where to go after logging in or registering (an invitation link, with its fragment).
+    pub return_to: StoredValue<Option<String>>,
 }
 
 impl AppState {
@@ -64,7 +142,9 @@ impl AppState {
             session: RwSignal::new(None),
             clinics: RwSignal::new(BTreeMap::new()),
             stores: StoredValue::new(HashMap::new()),
+            roster_heads: StoredValue::new(HashMap::new()),
             notice: RwSignal::new(None),
+            return_to: StoredValue::new(None),
         }
     }
 
@@ -77,8 +157,19 @@ impl AppState {
         self.clinics.with_untracked(|m| m.get(id).cloned())
     }
 
-    /// The patient store of a clinic, created empty (cursor 0) the first time.
-    pub fn store(&self, clinic_id: Uuid) -> ArcRwSignal<PatientStore> {
+    /// The clinic, tracked: a view using it re-renders when the clinic is refreshed.
+    pub fn clinic_tracked(&self, id: &Uuid) -> Option<Arc<Clinic>> {
+        self.clinics.with(|m| m.get(id).cloned())
+    }
+
+    pub fn put_clinic(&self, clinic: Arc<Clinic>) {
+        self.clinics.update(|m| {
+            m.insert(clinic.id, clinic);
+        });
+    }
+
+    /// The record store of a clinic, created empty (cursor 0) the first time.
+    pub fn store(&self, clinic_id: Uuid) -> ArcRwSignal<RecordStore> {
         self.stores.update_value(|m| {
             m.entry(clinic_id).or_default();
         });
@@ -87,11 +178,23 @@ impl AppState {
             .expect("inserted above")
     }
 
-    /// Forgets everything: private keys, clinic keys, decrypted patients.
+    pub fn known_roster_head(&self, clinic_id: &Uuid) -> Option<u64> {
+        self.roster_heads.with_value(|m| m.get(clinic_id).copied())
+    }
+
+    pub fn saw_roster_head(&self, clinic_id: Uuid, seq: u64) {
+        self.roster_heads.update_value(|m| {
+            let e = m.entry(clinic_id).or_insert(seq);
+            *e = (*e).max(seq);
+        });
+    }
+
+    /// Forgets everything: private keys, clinic keys, decrypted records.
     pub fn lock(&self) {
         self.session.set(None);
         self.clinics.set(BTreeMap::new());
         self.stores.update_value(|m| m.clear());
+        self.roster_heads.update_value(|m| m.clear());
     }
 
     /// Called when the server says the session is gone: lock and explain on the login page.
@@ -99,6 +202,14 @@ impl AppState {
         self.lock();
         self.notice
             .set(Some("Your session has ended. Please log in again.".into()));
+    }
+
+    /// Where to go after logging in: a remembered page (taken), or the clinics.
+    pub fn take_return_to(&self) -> String {
+        self.return_to
+            .try_update_value(|r| r.take())
+            .flatten()
+            .unwrap_or_else(|| "/clinics".into())
     }
 }
 

@@ -1,35 +1,57 @@
-//! The client-side patient store of one clinic and its incremental sync.
+//! The client-side record store of one clinic and its incremental sync.
 //!
 //! The server's change feed is read from the store's cursor onwards, so after the first sync only
-//! what changed is fetched. Every envelope is verified and decrypted here; the highest version
-//! seen of each record is kept, and a record whose version goes backwards or that fails to open
-//! is flagged, never shown as valid.
+//! what changed is fetched. Every envelope is verified against the clinic's roster and decrypted
+//! here; records are kept by kind (patients; clinical notes per chart). The highest version seen
+//! of each record is kept, and a record whose version goes backwards or that fails to open is
+//! flagged, never shown as valid. A record of a kind or compartment this client does not handle
+//! (or whose compartment my role is not granted) is ignored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use optovault_shared::crypto::{open_record, ClinicKeyring, CryptoError};
+use optovault_shared::crypto::{open_record, CryptoError};
 use optovault_shared::domain::{Patient, RecordBody};
 use optovault_shared::envelope::Purpose;
 use optovault_shared::{Compartment, RecordEnvelope};
 use uuid::Uuid;
 
 use crate::api::{self, ApiError};
-use crate::state::{Clinic, Unlocked};
+use crate::clinic::refresh_clinic;
+use crate::state::{AppState, Author, Clinic, Unlocked};
 use crate::util::sleep;
 
 /// Changes asked for per request.
 pub const PAGE_SIZE: usize = 500;
 
+/// A clinical note as shown on its patient's page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note {
+    pub id: Uuid,
+    pub version: u64,
+    /// Position in the clinic's change feed: notes are listed in this order.
+    pub seq: u64,
+    pub text: String,
+    pub author: String,
+    /// Written by someone removed from the clinic since.
+    pub former: bool,
+}
+
 #[derive(Default)]
-pub struct PatientStore {
+pub struct RecordStore {
     /// Where the next sync starts (`since`).
     pub cursor: u64,
     /// The clinic's latest sequence number at the last sync.
     pub head: u64,
     /// Record id -> (highest version seen, patient).
     pub patients: BTreeMap<Uuid, (u64, Patient)>,
+    /// Chart (patient record id) -> note id -> note.
+    pub notes: BTreeMap<Uuid, BTreeMap<Uuid, Note>>,
+    /// Highest trusted version of every record kept above.
+    versions: BTreeMap<Uuid, u64>,
+    /// Record id -> username of the former member who wrote the version shown.
+    pub former: BTreeMap<Uuid, String>,
     /// Record id -> why the record is not trusted (failed to open, or went backwards).
     pub errors: BTreeMap<Uuid, String>,
     /// `(cursor, head)` while a sync spans more than one page.
@@ -41,51 +63,155 @@ pub struct PatientStore {
 }
 
 /// What one change of the feed turned out to be.
+#[derive(Debug)]
 pub enum Opened {
     Patient(Patient),
-    /// Not a patient record (another kind of record, or the clinic's profile): ignored here.
+    Note {
+        chart_id: Uuid,
+        text: String,
+    },
+    /// Not a record this client shows (the clinic's profile, an unknown kind, a compartment my
+    /// role is not granted): ignored.
     Skip,
     /// Could not be trusted, and why.
     Bad(String),
 }
 
-impl PatientStore {
-    pub fn apply(&mut self, record_id: Uuid, version: u64, opened: Opened) {
-        match opened {
-            Opened::Skip => {}
+/// One change of the feed, opened.
+pub struct Change {
+    pub record_id: Uuid,
+    pub version: u64,
+    pub seq: u64,
+    pub author: Option<Author>,
+    pub opened: Opened,
+}
+
+impl RecordStore {
+    pub fn apply(&mut self, c: Change) {
+        let id = c.record_id;
+        let opened = match c.opened {
+            Opened::Skip => return,
             Opened::Bad(why) => {
-                self.errors.insert(record_id, why);
+                self.errors.insert(id, why);
+                return;
             }
-            Opened::Patient(p) => match self.patients.get(&record_id).map(|(v, _)| *v) {
-                Some(known) if version < known => {
-                    self.errors.insert(
-                        record_id,
-                        format!(
-                            "The server sent version {version} after version {known} \
-                             (an old version replayed)."
-                        ),
-                    );
+            o => o,
+        };
+        match self.versions.get(&id).copied() {
+            Some(known) if c.version < known => {
+                self.errors.insert(
+                    id,
+                    format!(
+                        "The server sent version {} after version {known} \
+                         (an old version replayed).",
+                        c.version
+                    ),
+                );
+                return;
+            }
+            Some(known) if c.version == known => {
+                self.errors.remove(&id);
+                if let Opened::Note { chart_id, .. } = opened {
+                    // Our own write seen again: take its place in the feed.
+                    if let Some(n) = self.notes.get_mut(&chart_id).and_then(|m| m.get_mut(&id)) {
+                        n.seq = c.seq;
+                    }
                 }
-                Some(known) if version == known => {
-                    self.errors.remove(&record_id);
-                }
-                _ => {
-                    self.patients.insert(record_id, (version, p));
-                    self.errors.remove(&record_id);
-                }
-            },
+                return;
+            }
+            _ => {}
+        }
+        self.versions.insert(id, c.version);
+        self.errors.remove(&id);
+        match c.author.as_ref().filter(|a| a.is_former()) {
+            Some(a) => self.former.insert(id, a.username().to_string()),
+            None => self.former.remove(&id),
+        };
+        match opened {
+            Opened::Patient(p) => {
+                self.patients.insert(id, (c.version, p));
+            }
+            Opened::Note { chart_id, text } => {
+                let (author, former) = c
+                    .author
+                    .map(|a| (a.username().to_string(), a.is_former()))
+                    .unwrap_or_default();
+                self.notes.entry(chart_id).or_default().insert(
+                    id,
+                    Note {
+                        id,
+                        version: c.version,
+                        seq: c.seq,
+                        text,
+                        author,
+                        former,
+                    },
+                );
+            }
+            Opened::Skip | Opened::Bad(_) => unreachable!("handled above"),
         }
     }
 
-    /// Records a version this client has just written itself.
-    pub fn saved(&mut self, record_id: Uuid, version: u64, patient: Patient) {
-        self.apply(record_id, version, Opened::Patient(patient));
+    /// Records a patient version this client has just written itself.
+    pub fn saved_patient(
+        &mut self,
+        record_id: Uuid,
+        version: u64,
+        seq: u64,
+        patient: Patient,
+        me: &Unlocked,
+    ) {
+        self.apply(Change {
+            record_id,
+            version,
+            seq,
+            author: Some(me_as_author(me)),
+            opened: Opened::Patient(patient),
+        });
+    }
+
+    /// Records a note this client has just written itself.
+    pub fn saved_note(
+        &mut self,
+        chart_id: Uuid,
+        record_id: Uuid,
+        seq: u64,
+        text: String,
+        me: &Unlocked,
+    ) {
+        self.apply(Change {
+            record_id,
+            version: 1,
+            seq,
+            author: Some(me_as_author(me)),
+            opened: Opened::Note { chart_id, text },
+        });
+    }
+
+    /// The notes of a chart, oldest first.
+    pub fn notes_of(&self, chart_id: &Uuid) -> Vec<Note> {
+        let mut notes: Vec<Note> = self
+            .notes
+            .get(chart_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        notes.sort_by_key(|n| (n.seq, n.id));
+        notes
+    }
+}
+
+fn me_as_author(me: &Unlocked) -> Author {
+    Author::Member {
+        username: me.username.clone(),
+        key: me.public_keys.ed25519.0.clone(),
     }
 }
 
 fn describe(e: CryptoError) -> String {
     match e {
-        CryptoError::UnknownAuthor(_) => "Written by an unverified author: not trusted.".into(),
+        CryptoError::UnknownAuthor(_) => {
+            "Written by someone who is not in the clinic's signed member list: not trusted.".into()
+        }
         CryptoError::Signature => "The author's signature does not verify.".into(),
         CryptoError::UnknownKey(_) => "Sealed with a key this account does not hold.".into(),
         CryptoError::Envelope(_) => "The record is malformed.".into(),
@@ -93,45 +219,93 @@ fn describe(e: CryptoError) -> String {
     }
 }
 
-/// Verifies and decrypts one envelope of the change feed as a patient record.
-pub fn open_change(
-    clinic_id: &Uuid,
-    me: &Unlocked,
-    keyring: &ClinicKeyring,
-    env: &RecordEnvelope,
-) -> Opened {
-    // A patient record is its own chart root in the demographics compartment; the clinic's
-    // profile (record id = clinic id) is opened by the clinics page, not here.
-    if env.compartment != Compartment::Demographics
-        || env.chart_id != env.record_id
-        || &env.record_id == clinic_id
-    {
-        return Opened::Skip;
+/// The kind of record an envelope's header says it can be (the kind itself is encrypted).
+fn expected_kind(clinic_id: &Uuid, env: &RecordEnvelope) -> Option<&'static str> {
+    if &env.record_id == clinic_id {
+        // The clinic's profile, opened by the clinics page.
+        return None;
     }
-    match open_record(clinic_id, Purpose::Record, env, keyring, |a| {
-        me.author_key(a)
+    match env.compartment {
+        Compartment::Demographics if env.chart_id == env.record_id => Some("patient"),
+        Compartment::Clinical if env.chart_id != env.record_id => Some("clinical_note"),
+        _ => None,
+    }
+}
+
+/// Verifies and decrypts one envelope of the change feed; the author's key comes from the
+/// clinic's verified roster (current members, and former ones for what they wrote before).
+pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Author>) {
+    let Some(kind) = expected_kind(&clinic.id, env) else {
+        return (Opened::Skip, None);
+    };
+    let Some(keyring) = clinic
+        .keyring
+        .as_ref()
+        .filter(|_| clinic.holds(env.compartment))
+    else {
+        return (Opened::Skip, None);
+    };
+    let author = clinic.author(&env.author);
+    let plain = match open_record(&clinic.id, Purpose::Record, env, keyring, |a| {
+        clinic.author_key(a)
     }) {
-        Ok(plain) => match serde_json::from_slice::<RecordBody>(&plain) {
-            Ok(RecordBody::Patient(p)) => Opened::Patient(p),
-            Err(_) => Opened::Bad("The record's content is not a readable patient.".into()),
+        Ok(p) => p,
+        Err(e) => return (Opened::Bad(describe(e)), author),
+    };
+    let opened = match serde_json::from_slice::<RecordBody>(&plain) {
+        Ok(RecordBody::Patient(p)) if kind == "patient" => Opened::Patient(p),
+        Ok(RecordBody::ClinicalNote(n)) if kind == "clinical_note" => Opened::Note {
+            chart_id: env.chart_id,
+            text: n.text,
         },
-        Err(e) => Opened::Bad(describe(e)),
-    }
+        Ok(_) => Opened::Bad("The record's content does not match where it is filed.".into()),
+        Err(_) => {
+            // A kind from a newer client is ignored; a known kind that does not parse is not.
+            let tag = serde_json::from_slice::<serde_json::Value>(&plain)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string));
+            match tag.as_deref() {
+                Some("patient") | Some("clinical_note") | None => {
+                    Opened::Bad("The record's content is unreadable.".into())
+                }
+                Some(_) => Opened::Skip,
+            }
+        }
+    };
+    (opened, author)
+}
+
+/// Whether a page of changes holds something the clinic as I hold it cannot open yet: an author
+/// missing from my copy of the roster, or a key epoch newer than my keys.
+fn needs_refresh(clinic: &Clinic, envs: &[&RecordEnvelope]) -> bool {
+    let newest = |c: Compartment| {
+        clinic
+            .keyring
+            .as_ref()
+            .and_then(|k| k.current(c))
+            .map(|k| k.epoch)
+    };
+    envs.iter().any(|env| {
+        expected_kind(&clinic.id, env).is_some()
+            && (clinic.author(&env.author).is_none()
+                || newest(env.compartment).is_some_and(|e| env.epoch > e))
+    })
 }
 
 /// Brings the store up to date with the server: asks for changes since the store's cursor, page
 /// after page while there are more. Only one sync of a clinic runs at a time; a second caller
 /// waits for the first and then asks for anything newer.
 pub async fn sync(
+    app: AppState,
     me: Arc<Unlocked>,
     clinic: Arc<Clinic>,
-    store: ArcRwSignal<PatientStore>,
+    store: ArcRwSignal<RecordStore>,
 ) -> Result<(), ApiError> {
     while store.with_untracked(|s| s.syncing) {
         sleep(40).await;
     }
     store.update(|s| s.syncing = true);
-    let result = sync_pages(&me, &clinic, &store).await;
+    let result = sync_pages(app, &me, clinic, &store).await;
     store.update(|s| {
         s.syncing = false;
         s.progress = None;
@@ -143,36 +317,43 @@ pub async fn sync(
 }
 
 async fn sync_pages(
+    app: AppState,
     me: &Unlocked,
-    clinic: &Clinic,
-    store: &ArcRwSignal<PatientStore>,
+    mut clinic: Arc<Clinic>,
+    store: &ArcRwSignal<RecordStore>,
 ) -> Result<(), ApiError> {
-    let Some(keyring) = clinic.keyring.as_ref() else {
-        return Err(ApiError::local(
-            "no_keys",
-            "This clinic's keys could not be opened with your account.",
-        ));
-    };
+    let untrusted = |why: String| ApiError::local("untrusted_clinic", &why);
+    clinic.trusted().map_err(untrusted)?;
+    let mut refreshed = false;
     loop {
         let since = store.with_untracked(|s| s.cursor);
         let page = api::changes(clinic.id, since, PAGE_SIZE).await?;
-        let opened: Vec<(Uuid, u64, Opened)> = page
+        let envs: Vec<&RecordEnvelope> = page.changes.iter().map(|c| &c.envelope).collect();
+        if !refreshed && needs_refresh(&clinic, &envs) {
+            // Once per sync: a new member's records, or keys rotated since I opened the clinic.
+            refreshed = true;
+            clinic = refresh_clinic(app, me, clinic.id).await?;
+            clinic.trusted().map_err(untrusted)?;
+        }
+        let changes: Vec<Change> = page
             .changes
             .iter()
             .map(|c| {
-                let env = &c.envelope;
-                (
-                    env.record_id,
-                    env.version,
-                    open_change(&clinic.id, me, keyring, env),
-                )
+                let (opened, author) = open_change(&clinic, &c.envelope);
+                Change {
+                    record_id: c.envelope.record_id,
+                    version: c.envelope.version,
+                    seq: c.seq,
+                    author,
+                    opened,
+                }
             })
             .collect();
         // A cursor that does not move forward ends the loop (never ask for the same page twice).
         let more = page.more && page.cursor > since;
         store.update(|s| {
-            for (id, version, o) in opened {
-                s.apply(id, version, o);
+            for c in changes {
+                s.apply(c);
             }
             s.cursor = s.cursor.max(page.cursor);
             s.head = page.head.max(s.cursor);
@@ -188,6 +369,10 @@ async fn sync_pages(
 mod tests {
     use super::*;
     use optovault_shared::crypto::{seal_record, ClinicKeyring, RecordSlot, UserKeys};
+    use optovault_shared::domain::ClinicalNote;
+    use optovault_shared::roster::{Roster, RosterChange};
+    use optovault_shared::team::{genesis_entry, next_entry, sign_entry, verify_roster};
+    use optovault_shared::wire::Role;
 
     fn patient(name: &str) -> Patient {
         Patient {
@@ -198,89 +383,261 @@ mod tests {
         }
     }
 
+    fn change(id: Uuid, version: u64, opened: Opened) -> Change {
+        Change {
+            record_id: id,
+            version,
+            seq: version,
+            author: None,
+            opened,
+        }
+    }
+
     #[test]
     fn keeps_the_highest_version_and_flags_rollbacks() {
-        let mut s = PatientStore::default();
+        let mut s = RecordStore::default();
         let id = Uuid::new_v4();
-        s.apply(id, 2, Opened::Patient(patient("v2")));
-        s.apply(id, 1, Opened::Patient(patient("v1")));
+        s.apply(change(id, 2, Opened::Patient(patient("v2"))));
+        s.apply(change(id, 1, Opened::Patient(patient("v1"))));
         assert_eq!(s.patients[&id].0, 2);
         assert_eq!(s.patients[&id].1.given_name, "v2");
         assert!(
             s.errors.contains_key(&id),
             "an older version after a newer one is flagged"
         );
-        s.apply(id, 3, Opened::Patient(patient("v3")));
+        s.apply(change(id, 3, Opened::Patient(patient("v3"))));
         assert_eq!(s.patients[&id].1.given_name, "v3");
         assert!(!s.errors.contains_key(&id));
-        s.apply(id, 4, Opened::Bad("tampered".into()));
+        s.apply(change(id, 4, Opened::Bad("tampered".into())));
         assert_eq!(
             s.patients[&id].0, 3,
             "a record that fails to open never replaces a good one"
         );
         assert!(s.errors.contains_key(&id));
-        s.apply(Uuid::new_v4(), 1, Opened::Skip);
+        s.apply(change(Uuid::new_v4(), 1, Opened::Skip));
         assert_eq!(s.patients.len(), 1);
         assert_eq!(s.errors.len(), 1);
     }
 
     #[test]
-    fn opens_own_records_and_rejects_tampered_or_foreign_ones() {
-        let me = Unlocked::new(Uuid::new_v4(), "jane".into(), UserKeys::generate());
+    fn keeps_notes_per_chart_in_feed_order() {
+        let mut s = RecordStore::default();
+        let (chart, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let note = |text: &str, chart_id| Opened::Note {
+            chart_id,
+            text: text.into(),
+        };
+        s.apply(Change {
+            seq: 9,
+            ..change(b, 1, note("second", chart))
+        });
+        s.apply(Change {
+            seq: 4,
+            ..change(a, 1, note("first", chart))
+        });
+        s.apply(Change {
+            seq: 5,
+            ..change(c, 1, note("elsewhere", other))
+        });
+        let texts: Vec<String> = s.notes_of(&chart).into_iter().map(|n| n.text).collect();
+        assert_eq!(texts, ["first", "second"]);
+        assert_eq!(s.notes_of(&other).len(), 1);
+        assert!(s.patients.is_empty());
+    }
+
+    struct Team {
+        clinic_id: Uuid,
+        owner: Unlocked,
+        member: Unlocked,
+        keyring: ClinicKeyring,
+        /// Roster with the member added; the same after their removal.
+        added: Roster,
+        removed: Roster,
+    }
+
+    fn team() -> Team {
         let clinic_id = Uuid::new_v4();
-        let keyring = ClinicKeyring::generate();
-        let id = Uuid::new_v4();
-        let body = serde_json::to_vec(&RecordBody::Patient(patient("Jane"))).unwrap();
-        let slot = RecordSlot {
+        let owner = Unlocked::new(Uuid::new_v4(), "owner".into(), UserKeys::generate());
+        let member = Unlocked::new(Uuid::new_v4(), "optom".into(), UserKeys::generate());
+        let genesis = genesis_entry(clinic_id, owner.account_id, "owner", &owner.keys, 1);
+        let r1 = verify_roster(clinic_id, std::slice::from_ref(&genesis), None, None).unwrap();
+        let add = sign_entry(
+            &next_entry(
+                &r1,
+                owner.account_id,
+                RosterChange::Add {
+                    member: member.account_id,
+                    username: "optom".into(),
+                    role: Role::Optometrist,
+                    public_keys: member.public_keys.clone(),
+                },
+                1,
+                2,
+            ),
+            &owner.keys,
+        );
+        let added = Roster::apply_unverified(Some(&r1), clinic_id, &add)
+            .unwrap()
+            .0;
+        let remove = sign_entry(
+            &next_entry(
+                &added,
+                owner.account_id,
+                RosterChange::Remove {
+                    member: member.account_id,
+                },
+                2,
+                3,
+            ),
+            &owner.keys,
+        );
+        let removed = verify_roster(clinic_id, &[genesis, add, remove], None, None).unwrap();
+        Team {
             clinic_id,
+            owner,
+            member,
+            keyring: ClinicKeyring::generate(),
+            added,
+            removed,
+        }
+    }
+
+    fn clinic(t: &Team, roster: &Roster, keyring: ClinicKeyring) -> Clinic {
+        Clinic {
+            id: t.clinic_id,
+            role: Role::Owner,
+            name: Ok("Lakeside".into()),
+            keyring: Some(keyring),
+            roster: Some(roster.clone()),
+        }
+    }
+
+    fn seal(
+        t: &Team,
+        author: &Unlocked,
+        chart: Uuid,
+        id: Uuid,
+        c: Compartment,
+        body: &RecordBody,
+    ) -> RecordEnvelope {
+        let slot = RecordSlot {
+            clinic_id: t.clinic_id,
+            chart_id: chart,
+            record_id: id,
+            version: 1,
+            purpose: Purpose::Record,
+        };
+        let plain = serde_json::to_vec(body).unwrap();
+        seal_record(
+            slot,
+            c,
+            &t.keyring,
+            &author.account_id,
+            &author.keys,
+            &plain,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn opens_records_of_members_and_rejects_tampered_or_foreign_ones() {
+        let t = team();
+        let c = clinic(&t, &t.added, t.keyring.clone());
+        let id = Uuid::new_v4();
+        let body = RecordBody::Patient(patient("Jane"));
+        let env = seal(&t, &t.owner, id, id, Compartment::Demographics, &body);
+        assert!(matches!(open_change(&c, &env).0, Opened::Patient(p) if p.given_name == "Jane"));
+
+        let by_member = seal(&t, &t.member, id, id, Compartment::Demographics, &body);
+        let (opened, author) = open_change(&c, &by_member);
+        assert!(matches!(opened, Opened::Patient(_)));
+        assert_eq!(author.map(|a| a.is_former()), Some(false));
+
+        let mut tampered = env.clone();
+        tampered.ciphertext.0[0] ^= 1;
+        assert!(matches!(open_change(&c, &tampered).0, Opened::Bad(_)));
+        let mut replayed = env.clone();
+        replayed.version = 2;
+        assert!(matches!(open_change(&c, &replayed).0, Opened::Bad(_)));
+        let elsewhere = Clinic {
+            id: Uuid::new_v4(),
+            ..clinic(&t, &t.added, t.keyring.clone())
+        };
+        assert!(matches!(
+            open_change(&elsewhere, &env).0,
+            Opened::Bad(_) | Opened::Skip
+        ));
+
+        let stranger = Unlocked::new(Uuid::new_v4(), "mallory".into(), UserKeys::generate());
+        let foreign = seal(&t, &stranger, id, id, Compartment::Demographics, &body);
+        assert!(
+            matches!(open_change(&c, &foreign).0, Opened::Bad(why) if why.contains("member list")),
+            "records by authors outside the roster are not trusted"
+        );
+    }
+
+    #[test]
+    fn former_members_records_stay_readable_and_are_marked() {
+        let t = team();
+        let c = clinic(&t, &t.removed, t.keyring.clone());
+        let (chart, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = RecordBody::ClinicalNote(ClinicalNote {
+            text: "IOP 18/19".into(),
+        });
+        let env = seal(&t, &t.member, chart, id, Compartment::Clinical, &body);
+        let (opened, author) = open_change(&c, &env);
+        assert!(
+            matches!(opened, Opened::Note { chart_id, ref text } if chart_id == chart && text == "IOP 18/19")
+        );
+        let mut s = RecordStore::default();
+        s.apply(Change {
+            record_id: id,
+            version: 1,
+            seq: 3,
+            author,
+            opened,
+        });
+        let notes = s.notes_of(&chart);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].former);
+        assert_eq!(notes[0].author, "optom");
+    }
+
+    #[test]
+    fn ignores_what_the_role_or_client_cannot_handle() {
+        let t = team();
+        // A front-desk keyring: demographics only.
+        let mut front_desk = ClinicKeyring::default();
+        let _ = front_desk.rotate(&[Compartment::Demographics], 1);
+        let c = clinic(&t, &t.added, front_desk);
+        let (chart, id) = (Uuid::new_v4(), Uuid::new_v4());
+        let note = RecordBody::ClinicalNote(ClinicalNote { text: "x".into() });
+        let env = seal(&t, &t.owner, chart, id, Compartment::Clinical, &note);
+        assert!(matches!(open_change(&c, &env).0, Opened::Skip));
+        let full = clinic(&t, &t.added, t.keyring.clone());
+        let billing = seal(&t, &t.owner, chart, id, Compartment::Billing, &note);
+        assert!(matches!(open_change(&full, &billing).0, Opened::Skip));
+        // A kind from a newer client.
+        let slot = RecordSlot {
+            clinic_id: t.clinic_id,
             chart_id: id,
             record_id: id,
             version: 1,
             purpose: Purpose::Record,
         };
-        let env = seal_record(
+        let future = seal_record(
             slot,
             Compartment::Demographics,
-            &keyring,
-            &me.account_id,
-            &me.keys,
-            &body,
+            &t.keyring,
+            &t.owner.account_id,
+            &t.owner.keys,
+            br#"{"kind":"appointment","at":1}"#,
         )
         .unwrap();
-        assert!(
-            matches!(open_change(&clinic_id, &me, &keyring, &env), Opened::Patient(p) if p.given_name == "Jane")
-        );
-
-        let mut tampered = env.clone();
-        tampered.ciphertext.0[0] ^= 1;
-        assert!(matches!(
-            open_change(&clinic_id, &me, &keyring, &tampered),
-            Opened::Bad(_)
-        ));
-        let mut replayed = env.clone();
-        replayed.version = 2;
-        assert!(matches!(
-            open_change(&clinic_id, &me, &keyring, &replayed),
-            Opened::Bad(_)
-        ));
-        assert!(matches!(
-            open_change(&Uuid::new_v4(), &me, &keyring, &env),
-            Opened::Bad(_)
-        ));
-
-        let stranger = Unlocked::new(Uuid::new_v4(), "mallory".into(), UserKeys::generate());
-        let foreign = seal_record(
-            slot,
-            Compartment::Demographics,
-            &keyring,
-            &stranger.account_id,
-            &stranger.keys,
-            &body,
-        )
-        .unwrap();
-        assert!(
-            matches!(open_change(&clinic_id, &me, &keyring, &foreign), Opened::Bad(why) if why.contains("unverified")),
-            "records by authors outside the roster are not trusted"
-        );
+        assert!(matches!(open_change(&full, &future).0, Opened::Skip));
+        // A note filed as a patient is not.
+        let misfiled = seal(&t, &t.owner, id, id, Compartment::Demographics, &note);
+        assert!(matches!(open_change(&full, &misfiled).0, Opened::Bad(_)));
     }
 }

@@ -23,3 +23,28 @@ pub fn today() -> String {
         d.get_date()
     )
 }
+
+/// Now, in seconds since the Unix epoch (the wire's time unit).
+pub fn now() -> optovault_shared::UnixTime {
+    (js_sys::Date::now() / 1000.0) as optovault_shared::UnixTime
+}
+
+/// A Unix time as the browser's local date and time, `YYYY-MM-DD HH:MM`.
+pub fn local_time(t: optovault_shared::UnixTime) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t as f64 * 1000.0));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes()
+    )
+}
+
+/// The page's origin, e.g. `https://vault.example.org`.
+pub fn origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}

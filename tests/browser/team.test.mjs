@@ -133,6 +133,7 @@ test('each invitee accepts and both sides see the same safety number; the owner 
   await registerThroughLink(optomPage, s.optomLink, optom);
   assert.match(await optomPage.innerText('#invite-role-info'), /Optometrist/);
   s.optomSafety = await accept(optomPage);
+  await optomPage.screenshot({ path: join(OUTPUT, 'invite.png'), fullPage: true });
   assert.notEqual(s.optomSafety, s.deskSafety);
 
   const page = ownerPage;
@@ -240,6 +241,17 @@ test('the owner removes the optometrist: their next action ends on the login pag
     (await (await fetch(`/api/clinics/${cid}/records/${id}`)).json()).envelope.epoch)), { cid: s.clinicId, ids: [s.noteId, newId] });
   assert.deepEqual(epochs, [1, 2]);
 
+  // The front desk still holds the epoch-1 keys: its next write is refused as stale, and the
+  // client fetches the new keys and writes again by itself.
+  const fd = deskPage;
+  const writes = [];
+  fd.on('response', (r) => { if (r.request().method() === 'PUT') writes.push(r.status()); });
+  await fd.click('#back-to-patients');
+  await openPatient(fd, 'Lovelace');
+  await savePatient(fd, { phone: '+1 555 123 4567' });
+  await patientRows(fd).filter({ hasText: '555 123 4567' }).waitFor();
+  assert.deepEqual(writes, [409, 200]);
+
 });
 
 test('a role change is a rotation too, confirmed in the page first', async () => {
@@ -264,9 +276,39 @@ test('a role change is a rotation too, confirmed in the page first', async () =>
   assert.match(await page.locator(`tr.member-row[data-id="${deskId}"]`).innerText(), /Optician/);
 
   // The member's sessions were revoked with the change: their next action asks them to log in.
-  await deskPage.click('#members-refresh');
+  await deskPage.click('#refresh');
   await deskPage.waitForURL(/\/login$/);
   assert.match(await deskPage.innerText('.notice'), /Your session has ended/);
+
+});
+
+test('the invite page explains links that cannot be used', async () => {
+  const page = ownerPage;
+  const link = await createInvitation(page, 'optician');
+  const loginThrough = async (target) => {
+    await page.goto(target);
+    await page.click('#invite-login');
+    await submitLogin(page, owner.username, owner.password);
+    await page.waitForURL(/\/invite\//, { timeout: 60000 });
+    await page.waitForSelector('#invite-role-info');
+  };
+  // A member cannot accept an invitation to their own clinic.
+  await loginThrough(link);
+  await page.click('#invite-accept');
+  await page.waitForSelector('#invite-error');
+  assert.match(await page.innerText('#invite-error'), /already a member/);
+  assert.equal(await page.locator('#invite-safety-number').count(), 0);
+  // A link that was used already.
+  await loginThrough(s.optomLink);
+  await page.waitForSelector('#invite-error');
+  assert.match(await page.innerText('#invite-error'), /already used/);
+  assert.equal(await page.locator('#invite-accept').count(), 0);
+  // A link whose fragment was cut short.
+  const { clinicId, invitationId } = invitationIds(link);
+  await page.goto(`${server.url}/invite/${clinicId}/${invitationId}#k=abc`);
+  await page.waitForSelector('#invite-error');
+  assert.match(await page.innerText('#invite-error'), /incomplete or damaged/);
+  assert.equal(await page.locator('#invite-login, #invite-accept').count(), 0);
 
   for (const p of [ownerPage, deskPage, optomPage]) {
     assert.deepEqual(p.consoleErrors.filter((e) => /Content Security Policy|Refused|panicked/.test(e)), []);

@@ -22,6 +22,7 @@ pub fn AppHeader() -> impl IntoView {
             // Revoke the session on the server, then forget every key and every decrypted record.
             let _ = api::logout().await;
             app.lock();
+            app.return_to.set_value(None);
             navigate("/login", Default::default());
         });
     };

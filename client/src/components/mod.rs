@@ -1,4 +1,9 @@
 pub mod app_header;
+pub mod clinical_notes;
+pub mod copy_field;
 pub mod field;
+pub mod invitation_row;
+pub mod invite_form;
+pub mod member_row;
 pub mod spinner;
 pub mod strength_meter;

@@ -5,13 +5,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_navigate;
-use optovault_shared::wire::Role;
 
 use crate::clinic::{check_name, create_clinic, load_clinics};
 use crate::components::app_header::AppHeader;
 use crate::components::spinner::Spinner;
 use crate::pages::report_error;
 use crate::state::{use_app, Clinic};
+use crate::team::role_label;
 
 #[component]
 pub fn ClinicsPage() -> impl IntoView {
@@ -62,7 +62,7 @@ pub fn ClinicsPage() -> impl IntoView {
         creating.set(true);
         let (me, navigate) = (me.clone(), navigate.clone());
         spawn_local(async move {
-            match create_clinic(&me, clinic_name).await {
+            match create_clinic(app, &me, clinic_name).await {
                 Ok(clinic) => {
                     app.clinics.update(|m| {
                         m.insert(clinic.id, clinic);
@@ -116,16 +116,6 @@ pub fn ClinicsPage() -> impl IntoView {
         </main>
     }
     .into_any()
-}
-
-fn role_label(r: Role) -> &'static str {
-    match r {
-        Role::Owner => "Owner",
-        Role::Optometrist => "Optometrist",
-        Role::Optician => "Optician",
-        Role::FrontDesk => "Front desk",
-        Role::Billing => "Billing",
-    }
 }
 
 #[component]

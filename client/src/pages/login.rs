@@ -44,7 +44,7 @@ pub fn LoginPage() -> impl IntoView {
             match sign_in(app, &name, &pw).await {
                 Ok(()) => {
                     password.update(|p| p.zeroize());
-                    navigate("/clinics", Default::default());
+                    navigate(&app.take_return_to(), Default::default());
                 }
                 Err(e) => {
                     error.set(Some(e.to_string()));

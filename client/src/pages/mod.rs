@@ -1,5 +1,7 @@
 pub mod clinics;
+pub mod invite;
 pub mod login;
+pub mod members;
 pub mod not_found;
 pub mod patient_form;
 pub mod patients;

@@ -5,23 +5,20 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::{use_navigate, use_params_map};
-use optovault_shared::crypto::{seal_record, RecordSlot};
 use optovault_shared::domain::{Address, FieldError, Patient, RecordBody, Sex};
-use optovault_shared::envelope::Purpose;
-use optovault_shared::wire::RecordWrite;
 use optovault_shared::Compartment;
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
-use zeroize::Zeroizing;
 
-use crate::api;
 use crate::clinic::ensure_clinic;
 use crate::components::app_header::AppHeader;
+use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
 use crate::components::spinner::Spinner;
 use crate::pages::not_found::NotFound;
 use crate::pages::patients::clinic_id_param;
 use crate::pages::report_error;
+use crate::records::{write_record, Draft};
 use crate::state::{use_app, Unlocked};
 use crate::store::sync;
 use crate::util::today;
@@ -172,6 +169,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
     let found = RwSignal::new(true);
     let today = today();
     let list_href = format!("/clinics/{clinic_id}/patients");
+    let notes_me = me.clone();
 
     // Usually everything is in memory already (coming from the list): fill the form at once.
     // Otherwise (a reload of the list, a direct link) load the clinic and sync first.
@@ -198,7 +196,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                 }
             };
             if !is_new {
-                if let Err(e) = sync(me.clone(), clinic, store.clone()).await {
+                if let Err(e) = sync(app, me.clone(), clinic, store.clone()).await {
                     found.set(false);
                     loading.set(false);
                     return report_error(app, &navigate, form_error, e);
@@ -239,51 +237,24 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             ));
             return;
         };
-        let Some(keyring) = clinic.keyring.as_ref() else {
-            form_error.set(Some(
-                "This clinic's keys could not be opened with your account.".into(),
-            ));
-            return;
-        };
         let expected_version = known_version.get_untracked();
-        let version = expected_version + 1;
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&RecordBody::Patient(patient.clone()))
-                .expect("a patient serializes"),
-        );
-        let slot = RecordSlot {
-            clinic_id,
-            chart_id: record_id,
-            record_id,
-            version,
-            purpose: Purpose::Record,
-        };
-        let envelope = match seal_record(
-            slot,
-            Compartment::Demographics,
-            keyring,
-            &me.account_id,
-            &me.keys,
-            &plain,
-        ) {
-            Ok(env) => env,
-            Err(_) => {
-                form_error.set(Some("The record could not be encrypted.".into()));
-                return;
-            }
-        };
-        drop(plain);
         saving.set(true);
         let (me, store, navigate) = (me.clone(), store.clone(), navigate.clone());
         spawn_local(async move {
-            let write = RecordWrite {
+            let body = RecordBody::Patient(patient.clone());
+            let draft = Draft {
+                record_id,
+                chart_id: record_id,
                 expected_version,
-                envelope,
+                compartment: Compartment::Demographics,
+                body: &body,
             };
-            match api::put_record(clinic_id, record_id, &write).await {
-                Ok(_) => {
-                    store.update(|s| s.saved(record_id, version, patient));
-                    if let Err(e) = sync(me, clinic, store).await {
+            match write_record(app, &me, clinic, &draft).await {
+                Ok((done, clinic)) => {
+                    store.update(|s| {
+                        s.saved_patient(record_id, done.version, done.seq, patient, &me)
+                    });
+                    if let Err(e) = sync(app, me, clinic, store).await {
                         if e.is_unauthenticated() {
                             return report_error(app, &navigate, form_error, e);
                         }
@@ -294,7 +265,11 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     );
                 }
                 Err(e) if e.code == "version_conflict" => {
-                    let synced = sync(me, clinic, store.clone()).await;
+                    let clinic = app.clinic(&clinic_id);
+                    let synced = match clinic {
+                        Some(c) => sync(app, me, c, store.clone()).await,
+                        None => Ok(()),
+                    };
                     if let Some((v, p)) =
                         store.with_untracked(|s| s.patients.get(&record_id).cloned())
                     {
@@ -401,6 +376,10 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     <a class="button secondary" href=list_href>"Cancel"</a>
                 </div>
             </form>
+            {(!is_new).then(|| {
+                let ready = Signal::derive(move || !loading.get() && found.get());
+                view! { <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready /> }
+            })}
         </main>
     }
 }

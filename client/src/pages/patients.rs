@@ -12,7 +12,7 @@ use crate::components::spinner::Spinner;
 use crate::pages::not_found::NotFound;
 use crate::pages::report_error;
 use crate::state::{use_app, Clinic, Unlocked};
-use crate::store::{sync, PatientStore};
+use crate::store::{sync, RecordStore};
 
 /// The `:clinic_id` route parameter.
 pub fn clinic_id_param() -> Memo<Option<Uuid>> {
@@ -50,9 +50,11 @@ struct Row {
     member_id: String,
     /// Why this record is not trusted, if it is not.
     flag: Option<String>,
+    /// The former member who wrote this version, if it was one.
+    former: Option<String>,
 }
 
-fn rows(s: &PatientStore, query: &str) -> Vec<Row> {
+fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
     let mut rows: Vec<(String, Row)> = s
         .patients
         .iter()
@@ -71,6 +73,7 @@ fn rows(s: &PatientStore, query: &str) -> Vec<Row> {
                 phone: p.phone.clone(),
                 member_id: p.insurance_member_id.clone(),
                 flag: s.errors.get(id).cloned(),
+                former: s.former.get(id).cloned(),
             };
             (sort, row)
         })
@@ -84,7 +87,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let store_arc = app.store(clinic_id);
-    let store: RwSignal<PatientStore> = store_arc.clone().into();
+    let store: RwSignal<RecordStore> = store_arc.clone().into();
     let clinic = RwSignal::new(None::<Arc<Clinic>>);
     let error = RwSignal::new(None::<String>);
     let query = RwSignal::new(String::new());
@@ -103,7 +106,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             };
             clinic.set(Some(c.clone()));
             error.set(None);
-            if let Err(e) = sync(me, c, store_arc).await {
+            if let Err(e) = sync(app, me, c, store_arc).await {
                 report_error(app, &navigate, error, e);
             }
         });
@@ -133,6 +136,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             .unwrap_or_else(|_| "Unverified clinic".into()),
     };
     let new_href = format!("/clinics/{clinic_id}/patients/new");
+    let members_href = format!("/clinics/{clinic_id}/members");
     let total = move || store.with(|s| s.patients.len());
 
     view! {
@@ -148,6 +152,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                         disabled=move || store.with(|s| s.syncing)>
                         "Refresh"
                     </button>
+                    <a id="members-link" class="button secondary" href=members_href>"Team"</a>
                     <a id="new-patient" class="button primary" href=new_href>"New patient"</a>
                 </div>
             </div>
@@ -195,7 +200,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || shown.get() key=|r| (r.id, r.version, r.flag.clone()) let:row>
+                    <For each=move || shown.get() key=|r| (r.id, r.version, r.flag.clone(), r.former.clone()) let:row>
                         <PatientRow clinic_id=clinic_id row=row />
                     </For>
                 </tbody>
@@ -239,6 +244,13 @@ fn PatientRow(clinic_id: Uuid, row: Row) -> impl IntoView {
                 {row.flag.map(|why| {
                     let title = why.clone();
                     view! { <span class="badge warn" title=title>"Not trusted: " {why}</span> }
+                })}
+                {row.former.map(|who| {
+                    view! {
+                        <span class="badge former" title=format!("Last changed by {who}")>
+                            "Written by a former member"
+                        </span>
+                    }
                 })}
             </td>
             <td>{row.date_of_birth}</td>

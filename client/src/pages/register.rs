@@ -71,7 +71,7 @@ pub fn RegisterPage() -> impl IntoView {
                 Ok(()) => {
                     password.update(|p| p.zeroize());
                     confirm.update(|p| p.zeroize());
-                    navigate("/clinics", Default::default());
+                    navigate(&app.take_return_to(), Default::default());
                 }
                 Err(e) => {
                     error.set(Some(format!(

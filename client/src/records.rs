@@ -1,0 +1,82 @@
+//! Writing one record: seal under the clinic's current key of its compartment, send, and when the
+//! server says the keys were rotated meanwhile (409 `stale_key_epoch`), refresh the clinic's keys
+//! and try once more.
+
+use std::sync::Arc;
+
+use optovault_shared::crypto::{seal_record, RecordSlot};
+use optovault_shared::domain::RecordBody;
+use optovault_shared::envelope::Purpose;
+use optovault_shared::wire::{RecordWrite, WriteResult};
+use optovault_shared::Compartment;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::api::{self, ApiError};
+use crate::clinic::refresh_clinic;
+use crate::state::{AppState, Clinic, Unlocked};
+
+/// Where a record goes and what it holds.
+pub struct Draft<'a> {
+    pub record_id: Uuid,
+    pub chart_id: Uuid,
+    /// 0 for a new record.
+    pub expected_version: u64,
+    pub compartment: Compartment,
+    pub body: &'a RecordBody,
+}
+
+fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiError> {
+    let keyring = clinic
+        .trusted()
+        .map_err(|why| ApiError::local("untrusted_clinic", &why))?
+        .0;
+    if keyring.current(d.compartment).is_none() {
+        return Err(ApiError::local(
+            "no_key",
+            "Your role does not hold the key for this kind of record.",
+        ));
+    }
+    let plain = Zeroizing::new(serde_json::to_vec(d.body).expect("records serialize"));
+    let slot = RecordSlot {
+        clinic_id: clinic.id,
+        chart_id: d.chart_id,
+        record_id: d.record_id,
+        version: d.expected_version + 1,
+        purpose: Purpose::Record,
+    };
+    let envelope = seal_record(
+        slot,
+        d.compartment,
+        keyring,
+        &me.account_id,
+        &me.keys,
+        &plain,
+    )
+    .map_err(|_| ApiError::local("crypto", "The record could not be encrypted."))?;
+    Ok(RecordWrite {
+        expected_version: d.expected_version,
+        envelope,
+    })
+}
+
+/// Seals and writes one record version; returns the server's answer and the clinic as it now
+/// stands (refreshed if its keys had been rotated).
+pub async fn write_record(
+    app: AppState,
+    me: &Unlocked,
+    clinic: Arc<Clinic>,
+    draft: &Draft<'_>,
+) -> Result<(WriteResult, Arc<Clinic>), ApiError> {
+    let write = seal(me, &clinic, draft)?;
+    match api::put_record(clinic.id, draft.record_id, &write).await {
+        Err(e) if e.code == "stale_key_epoch" => {
+            let clinic = refresh_clinic(app, me, clinic.id).await?;
+            let write = seal(me, &clinic, draft)?;
+            let done = api::put_record(clinic.id, draft.record_id, &write).await?;
+            Ok((done, clinic))
+        }
+        Err(e) => Err(e),
+        Ok(done) => Ok((done, clinic)),
+    }
+}
