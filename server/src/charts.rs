@@ -177,7 +177,11 @@ pub async fn list(
                 chart_id: c.chart_id,
                 in_care_team,
                 // Owners see every care team: they must rotate chart keys when a member leaves.
-                care_team: if in_care_team || me.role == Role::Owner { c.care_team } else { vec![] },
+                care_team: if in_care_team || me.role == Role::Owner {
+                    c.care_team
+                } else {
+                    vec![]
+                },
                 key_epoch: c.key_epoch,
                 restricted_at: c.restricted_at,
             }

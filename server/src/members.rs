@@ -210,7 +210,7 @@ pub async fn rotate(
     ApiPath(clinic_id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<RotationRequest>,
 ) -> ApiResult<Json<RosterPage>> {
-    require_owner(&state, &auth, clinic_id).await?;
+    let owner = require_owner(&state, &auth, clinic_id).await?;
     let (rows, _) = state.store.roster(clinic_id, 0).await?;
     let roster = team::replay(clinic_id, &rows)?;
     let (after, entry, row) = team::check_next(&roster, &req.roster_entry, auth.account_id)?;
@@ -241,6 +241,13 @@ pub async fn rotate(
         .cloned()
         .partition(|k| k.chart_id.is_none());
     team::check_rotation_keys(&clinic_keys, &after, &members)?;
+    let promoted = match &change {
+        MemberChange::ChangeRole(member, to) => {
+            roster.role_of(member).map(|from| (*member, from, *to))
+        }
+        MemberChange::Remove(_) => None,
+    };
+    team::check_promotion_keys(&clinic_keys, after.key_epoch, &owner, promoted)?;
     // Restricted charts the member is on rotate too: new chart keys for the care team that stays
     // (each member's role as it is after the change), so nothing written later opens with a chart
     // key the member held.

@@ -143,7 +143,8 @@ pub fn check_member_keys(
     Ok(())
 }
 
-/// The keys of a rotation: one new key per compartment at the new epoch, wrapped to every
+/// The new-epoch keys of a rotation (older-epoch keys in `keys` are checked by
+/// [`check_promotion_keys`]): one new key per compartment at the new epoch, wrapped to every
 /// remaining member for exactly what its role grants.
 pub fn check_rotation_keys(
     keys: &[WrappedKey],
@@ -151,6 +152,10 @@ pub fn check_rotation_keys(
     existing: &[MemberRow],
 ) -> ApiResult<()> {
     let epoch = after.key_epoch;
+    if keys.iter().any(|k| k.epoch > epoch) {
+        return Err(invalid_keys("No key may be of an epoch after the new one."));
+    }
+    let keys: Vec<&WrappedKey> = keys.iter().filter(|k| k.epoch == epoch).collect();
     let known: BTreeSet<Uuid> = existing
         .iter()
         .flat_map(|m| m.wrapped_keys.iter().map(|k| k.key_id))
@@ -158,7 +163,7 @@ pub fn check_rotation_keys(
     let mut key_of: BTreeMap<Compartment, Uuid> = BTreeMap::new();
     let mut got = BTreeSet::new();
     for k in keys {
-        if !wrapped_key_well_formed(k) || k.epoch != epoch || known.contains(&k.key_id) {
+        if !wrapped_key_well_formed(k) || known.contains(&k.key_id) {
             return Err(invalid_keys(
                 "New keys must be well formed, fresh, and of the new epoch.",
             ));
@@ -185,6 +190,46 @@ pub fn check_rotation_keys(
     if got != want || key_of.len() != Compartment::ALL.len() {
         return Err(invalid_keys(
             "A rotation renews every compartment and wraps the new keys to every remaining member for exactly what its role grants.",
+        ));
+    }
+    Ok(())
+}
+
+/// A member whose new role gains compartments must also receive every older key of those
+/// compartments (as the owner holds them), so it can read what was written before; nothing else
+/// of an older epoch may be sent.
+pub fn check_promotion_keys(
+    keys: &[WrappedKey],
+    epoch: u32,
+    owner: &MemberRow,
+    promoted: Option<(Uuid, Role, Role)>,
+) -> ApiResult<()> {
+    let old: BTreeSet<(Uuid, Uuid)> = keys
+        .iter()
+        .filter(|k| k.epoch < epoch)
+        .map(|k| {
+            if wrapped_key_well_formed(k) {
+                Ok((k.recipient, k.key_id))
+            } else {
+                Err(invalid_keys("Malformed wrapped key."))
+            }
+        })
+        .collect::<ApiResult<_>>()?;
+    let n_old = keys.iter().filter(|k| k.epoch < epoch).count();
+    let want: BTreeSet<(Uuid, Uuid)> = match promoted {
+        Some((member, from, to)) => owner
+            .wrapped_keys
+            .iter()
+            .filter(|k| {
+                k.chart_id.is_none() && to.grants(k.compartment) && !from.grants(k.compartment)
+            })
+            .map(|k| (member, k.key_id))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    if old != want || n_old != old.len() {
+        return Err(invalid_keys(
+            "A member whose role gains compartments receives every older key of them, once; no other older keys.",
         ));
     }
     Ok(())

@@ -204,6 +204,22 @@ impl Client {
         let (after, _, _) =
             Roster::apply_unverified(Some(&roster), clinic.id, &signed).expect("entry applies");
         let mut wrapped_keys = team::wrap_epoch_for_roster(&after, &keyring, epoch).expect("wrap");
+        // A role that gains compartments also receives their older keys.
+        if let (Some(from), Some(m)) = (roster.role_of(&member), after.members.get(&member)) {
+            for k in clinic.keyring.keys().iter().filter(|k| {
+                k.chart_id.is_none() && m.role.grants(k.compartment) && !from.grants(k.compartment)
+            }) {
+                wrapped_keys.push(
+                    crypto::wrap_clinic_key(
+                        &clinic.id,
+                        k,
+                        &member,
+                        m.public_keys.x25519.as_slice(),
+                    )
+                    .expect("wrap"),
+                );
+            }
+        }
         // Restricted charts the member is on get new chart keys for the team that stays.
         for chart in self.restricted_charts(clinic.id).expect("charts").charts {
             if !chart.care_team.contains(&member) {

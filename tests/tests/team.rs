@@ -521,3 +521,81 @@ fn lowering_a_role_takes_its_keys_away() {
         Some(Role::FrontDesk)
     );
 }
+
+#[test]
+fn a_promoted_member_reads_what_was_written_before() {
+    let t = clinic_with_patient();
+    let c = t.server.client();
+    let password = strong_password();
+    let desk = c.signup(&unique_username("desk"), &password);
+    let link = t
+        .owner_c
+        .invite(&t.owner, &t.clinic, Role::FrontDesk)
+        .unwrap();
+    c.accept(&desk, &link).unwrap();
+    t.owner_c
+        .admit(&t.owner, &t.clinic, link.invitation_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.join_view(&desk, t.clinic.id).keyring.keys().len(), 1);
+    let owner_view = t.owner_c.join_view(&t.owner, t.clinic.id);
+    let note = clinical_note_write(
+        &t.owner,
+        t.clinic.id,
+        &owner_view.keyring,
+        t.patient,
+        "written at epoch 1",
+    );
+    t.owner_c.batch(t.clinic.id, vec![note.clone()]).unwrap();
+
+    // Promotion without the older clinical key: refused.
+    let change = RosterChange::ChangeRole {
+        member: desk.account_id,
+        role: Role::Optometrist,
+    };
+    let (mut bare, _) = t
+        .owner_c
+        .rotation_request(&t.owner, &owner_view, change.clone());
+    bare.wrapped_keys.retain(|k| k.epoch == 2);
+    assert_eq!(
+        t.owner_c.rotate(t.clinic.id, &bare).unwrap_err().code,
+        "invalid_wrapped_keys"
+    );
+    // An older key the role does not gain (demographics of epoch 1 again): refused.
+    let (mut extra, _) = t
+        .owner_c
+        .rotation_request(&t.owner, &owner_view, change.clone());
+    let demo = owner_view
+        .keyring
+        .current(Compartment::Demographics)
+        .unwrap();
+    extra.wrapped_keys.push(
+        crypto::wrap_clinic_key(
+            &t.clinic.id,
+            demo,
+            &desk.account_id,
+            desk.keys.public_keys().x25519.as_slice(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        t.owner_c.rotate(t.clinic.id, &extra).unwrap_err().code,
+        "invalid_wrapped_keys"
+    );
+    // With them: the promoted member, logged in again, reads the note written before.
+    let (req, _) = t.owner_c.rotation_request(&t.owner, &owner_view, change);
+    t.owner_c.rotate(t.clinic.id, &req).unwrap();
+    let desk = c.login(&desk.username, &password).unwrap();
+    let view = c.join_view(&desk, t.clinic.id);
+    assert_eq!(view.view.role, Role::Optometrist);
+    let stored = c.get_record(t.clinic.id, note.envelope.record_id).unwrap();
+    let pt = crypto::open_record(
+        &t.clinic.id,
+        Purpose::Record,
+        &stored.envelope,
+        &view.keyring,
+        authors(&[&t.owner]),
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&pt).contains("written at epoch 1"));
+}
