@@ -382,6 +382,17 @@ impl Inner {
     ) -> StoreResult<Option<T>> {
         tree.get(key)?.map(|v| from_json(name, &v)).transpose()
     }
+    /// Every row of `tree` under `prefix`, parsed.
+    fn scan_json<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        name: &'static str,
+        prefix: &[u8],
+    ) -> StoreResult<Vec<T>> {
+        tree.scan_prefix(prefix)
+            .map(|kv| from_json(name, &kv?.1))
+            .collect()
+    }
     fn durable(&self) -> StoreResult<()> {
         self.db.flush()?;
         Ok(())
@@ -604,13 +615,8 @@ impl Store for SledStore {
     }
 
     async fn members(&self, clinic_id: Uuid) -> StoreResult<Vec<MemberRow>> {
-        self.run(move |s| {
-            s.members
-                .scan_prefix(clinic_id.as_bytes())
-                .map(|kv| from_json("members", &kv?.1))
-                .collect()
-        })
-        .await
+        self.run(move |s| s.scan_json(&s.members, "members", clinic_id.as_bytes()))
+            .await
     }
 
     async fn roster(
@@ -678,13 +684,8 @@ impl Store for SledStore {
     }
 
     async fn invitations(&self, clinic_id: Uuid) -> StoreResult<Vec<InvitationRow>> {
-        self.run(move |s| {
-            s.invitations
-                .scan_prefix(clinic_id.as_bytes())
-                .map(|kv| from_json("invitations", &kv?.1))
-                .collect()
-        })
-        .await
+        self.run(move |s| s.scan_json(&s.invitations, "invitations", clinic_id.as_bytes()))
+            .await
     }
 
     async fn transition_invitation(
@@ -806,13 +807,8 @@ impl Store for SledStore {
     }
 
     async fn charts(&self, clinic_id: Uuid) -> StoreResult<Vec<ChartRow>> {
-        self.run(move |s| {
-            s.charts
-                .scan_prefix(clinic_id.as_bytes())
-                .map(|kv| from_json("charts", &kv?.1))
-                .collect()
-        })
-        .await
+        self.run(move |s| s.scan_json(&s.charts, "charts", clinic_id.as_bytes()))
+            .await
     }
 
     async fn restrict_chart(
