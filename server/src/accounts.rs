@@ -107,6 +107,7 @@ pub async fn register_finish(
         public_keys: req.public_keys,
         sealed_key_bundle: req.sealed_key_bundle,
         created_at: now(),
+        last_login_at: None,
     };
     match state.store.create_account(account).await {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),

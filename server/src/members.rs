@@ -72,6 +72,7 @@ fn member_view(state_accounts: &crate::store::AccountRow, m: &MemberRow) -> Memb
         role: m.role,
         public_keys: state_accounts.public_keys.clone(),
         added_at: m.added_at,
+        last_login_at: state_accounts.last_login_at,
     }
 }
 

@@ -305,6 +305,8 @@ wire! {
         pub role: Role,
         pub public_keys: PublicKeys,
         pub added_at: UnixTime,
+        /// When the member last logged in, if ever.
+        pub last_login_at: Option<UnixTime>,
     }
 }
 wire! {

@@ -147,7 +147,9 @@ fn roles_are_keys_and_the_server_enforces_them_too() {
     assert!(String::from_utf8_lossy(&pt).contains("suspect glaucoma"));
 
     // Members see the member list; only owners manage invitations.
-    assert_eq!(desk_c.members(t.clinic.id).unwrap().members.len(), 3);
+    let members = desk_c.members(t.clinic.id).unwrap().members;
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m.last_login_at.is_some()), "last activity is known for everyone who logged in");
     assert_eq!(
         desk_c
             .get(&format!("/api/clinics/{}/invitations", t.clinic.id))

@@ -50,6 +50,9 @@ pub struct AccountRow {
     pub public_keys: PublicKeys,
     pub sealed_key_bundle: SealedBlob,
     pub created_at: UnixTime,
+    /// When the account last logged in (shown to clinic owners as last activity).
+    #[serde(default)]
+    pub last_login_at: Option<UnixTime>,
 }
 
 /// The server's half of an OPAQUE login between its two requests.
@@ -208,6 +211,7 @@ pub trait Store: Send + Sync + 'static {
     /// Removes login attempts and sessions that expired before `now`; returns how many.
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize>;
 
+    /// Stores a new session and records the login time on the account.
     async fn put_session(&self, session: SessionRow) -> StoreResult<()>;
     async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;

@@ -494,9 +494,16 @@ impl Store for SledStore {
 
     async fn put_session(&self, session: SessionRow) -> StoreResult<()> {
         self.run(move |s| {
-            let r = (&s.sessions, &s.account_sessions).transaction(|(sessions, index)| {
+            let trees = (&s.sessions, &s.account_sessions, &s.accounts);
+            let r = trees.transaction(|(sessions, index, accounts)| {
                 sessions.insert(&session.token_hash, to_json(&session))?;
                 index.insert(key2(&session.account_id, &session.token_hash), &[])?;
+                if let Some(v) = accounts.get(session.account_id.as_bytes())? {
+                    let mut a: AccountRow =
+                        from_json("accounts", &v).map_err(ConflictableTransactionError::Abort)?;
+                    a.last_login_at = Some(session.created_at);
+                    accounts.insert(session.account_id.as_bytes(), to_json(&a))?;
+                }
                 Ok(())
             });
             tx_result(r)?;

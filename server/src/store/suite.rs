@@ -27,6 +27,7 @@ fn account(username: &str) -> AccountRow {
             ciphertext: B64(vec![7; 80]),
         },
         created_at: 1_700_000_000,
+        last_login_at: None,
     }
 }
 
@@ -609,6 +610,25 @@ pub async fn sessions(store: &dyn Store) {
     };
     store.put_session(s.clone()).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), Some(s.clone()));
+    // A session of a real account records the login on it.
+    let a = account(&format!("login-{}", Uuid::new_v4()));
+    store.create_account(a.clone()).await.unwrap();
+    let s2 = SessionRow {
+        account_id: a.account_id,
+        created_at: 1_800_000_123,
+        ..s.clone()
+    };
+    store.put_session(s2.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .account(a.account_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_login_at,
+        Some(1_800_000_123)
+    );
+    store.delete_session(s2.token_hash).await.unwrap();
     store.delete_session(s.token_hash).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), None);
 }
