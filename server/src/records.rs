@@ -22,7 +22,7 @@ use crate::clinics::{clinic_event, require_member};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiJson, ApiPath, ApiQuery};
 use crate::session::Authenticated;
-use crate::store::{MemberRow, RecordRow, RecordWriteRow, StoreError};
+use crate::store::{MemberRow, RecordRow, RecordWriteRow, StoreError, WriteGuard};
 use crate::{now, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -103,6 +103,10 @@ pub fn check_write_shape(w: RecordWrite, member: &MemberRow) -> ApiResult<Record
         expected_version: w.expected_version,
         compartment: env.compartment,
         envelope: serde_json::to_vec(env).expect("envelope serialises"),
+        guard: Some(WriteGuard {
+            author: env.author,
+            sealed_epoch: env.epoch,
+        }),
     })
 }
 
@@ -225,7 +229,21 @@ async fn write(
     let out = state
         .store
         .write_records(clinic_id, rows, now(), event)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // A rotation or membership change committed between the checks above and this write.
+            StoreError::Conflict(what) if what == "keys rotated" => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "stale_key_epoch",
+                "The keys were rotated while you wrote; reload the clinic and write again.",
+            ),
+            StoreError::Conflict(what) => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "membership_changed",
+                format!("{what}; nothing was written."),
+            ),
+            e => e.into(),
+        })?;
     Ok(out
         .into_iter()
         .map(|o| WriteResult {

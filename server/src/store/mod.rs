@@ -148,6 +148,16 @@ pub enum MemberChange {
     ChangeRole(Uuid, Role),
 }
 
+/// What must still hold when a write commits, re-checked inside its transaction: the author is
+/// still a member (and on the care team of a restricted chart), and the write is sealed under the
+/// key epoch in force (the chart's for a restricted chart, else the clinic's). Without it, a write
+/// checked just before a rotation could land after it under keys a removed member holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteGuard {
+    pub author: Uuid,
+    pub sealed_epoch: u32,
+}
+
 /// One record version to write.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordWriteRow {
@@ -159,6 +169,8 @@ pub struct RecordWriteRow {
     pub compartment: Compartment,
     /// The envelope as canonical JSON; opaque to the store.
     pub envelope: Vec<u8>,
+    /// Checked at commit when present (always, for writes from the API).
+    pub guard: Option<WriteGuard>,
 }
 
 /// A record's latest version as stored.

@@ -247,6 +247,62 @@ fn append_roster_tx(
 
 /// Applies record writes inside a transaction: version checks, feed rows, the record index and
 /// the clinic's head seq. Any conflict aborts the whole transaction.
+/// Re-checks each write's guard inside the transaction (see `WriteGuard`).
+fn check_guards_tx(
+    g: &GuardTrees<'_>,
+    clinic_id: &Uuid,
+    writes: &[RecordWriteRow],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let mut clinic_epoch = None;
+    for w in writes {
+        let Some(guard) = w.guard else { continue };
+        if g.members
+            .get(key2(clinic_id, guard.author.as_bytes()))?
+            .is_none()
+        {
+            return abort(StoreError::Conflict(
+                "the author is no longer a member".into(),
+            ));
+        }
+        let want = match g.charts.get(key2(clinic_id, w.chart_id.as_bytes()))? {
+            Some(v) => {
+                let chart: ChartRow =
+                    from_json("charts", &v).map_err(ConflictableTransactionError::Abort)?;
+                if !chart.care_team.contains(&guard.author) {
+                    return abort(StoreError::Conflict("the author left the care team".into()));
+                }
+                chart.key_epoch
+            }
+            None => match clinic_epoch {
+                Some(e) => e,
+                None => {
+                    let e = match g.roster_heads.get(clinic_id.as_bytes())? {
+                        Some(b) => {
+                            decode_head(&b)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .key_epoch
+                        }
+                        None => return abort(StoreError::Corrupt("roster_heads")),
+                    };
+                    clinic_epoch = Some(e);
+                    e
+                }
+            },
+        };
+        if guard.sealed_epoch != want {
+            return abort(StoreError::Conflict("keys rotated".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The trees a write guard reads.
+struct GuardTrees<'a> {
+    members: &'a TransactionalTree,
+    charts: &'a TransactionalTree,
+    roster_heads: &'a TransactionalTree,
+}
+
 fn apply_writes_tx(
     records: &TransactionalTree,
     feed: &TransactionalTree,
@@ -905,12 +961,29 @@ impl Store for SledStore {
         event: EventDraft,
     ) -> StoreResult<Vec<WriteOutcome>> {
         self.run(move |s| {
-            let trees = (&s.records, &s.feed, &s.heads, &s.events, &s.event_heads);
-            let r = trees.transaction(|(records, feed, heads, events, event_heads)| {
-                let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
-                append_event_tx(events, event_heads, &event)?;
-                Ok(out)
-            });
+            let trees = (
+                &s.records,
+                &s.feed,
+                &s.heads,
+                &s.events,
+                &s.event_heads,
+                &s.members,
+                &s.charts,
+                &s.roster_heads,
+            );
+            let r = trees.transaction(
+                |(records, feed, heads, events, event_heads, members, charts, roster_heads)| {
+                    let guards = GuardTrees {
+                        members,
+                        charts,
+                        roster_heads,
+                    };
+                    check_guards_tx(&guards, &clinic_id, &writes)?;
+                    let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok(out)
+                },
+            );
             let out = tx_result(r)?;
             s.durable()?;
             Ok(out)

@@ -94,6 +94,7 @@ fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
         expected_version,
         compartment: Compartment::Demographics,
         envelope: body.as_bytes().to_vec(),
+        guard: None,
     }
 }
 
@@ -137,6 +138,98 @@ pub async fn run_all(store: &dyn Store) {
     rotation_is_atomic(store).await;
     sessions_of_an_account_are_revoked(store).await;
     restricting_a_chart_is_atomic(store).await;
+    guarded_writes_recheck_membership_and_epoch(store).await;
+}
+
+/// A guarded write commits only if, at commit, its author is a member (on the care team of a
+/// restricted chart) and it is sealed under the epoch in force.
+pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let guarded = |author, epoch| RecordWriteRow {
+        guard: Some(WriteGuard {
+            author,
+            sealed_epoch: epoch,
+        }),
+        ..write(Uuid::new_v4(), 0, "g")
+    };
+    assert!(store
+        .write_records(clinic, vec![guarded(owner, 1)], 1, event(Some(clinic), "w"))
+        .await
+        .is_ok());
+    assert!(matches!(
+        store
+            .write_records(
+                clinic,
+                vec![guarded(Uuid::new_v4(), 1)],
+                1,
+                event(Some(clinic), "w")
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .write_records(clinic, vec![guarded(owner, 2)], 1, event(Some(clinic), "w"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // After a rotation to epoch 2, epoch-1 writes are refused at commit.
+    store
+        .rotate(
+            clinic,
+            roster_row(2, 2),
+            MemberChange::ChangeRole(owner, Role::Owner),
+            vec![],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .write_records(clinic, vec![guarded(owner, 1)], 1, event(Some(clinic), "w"))
+        .await
+        .is_err());
+    assert!(store
+        .write_records(clinic, vec![guarded(owner, 2)], 1, event(Some(clinic), "w"))
+        .await
+        .is_ok());
+    // A restricted chart: its own epoch, its care team only.
+    let chart_id = Uuid::new_v4();
+    store
+        .write_records(
+            clinic,
+            vec![write(chart_id, 0, "p")],
+            1,
+            event(Some(clinic), "w"),
+        )
+        .await
+        .unwrap();
+    let row = ChartRow {
+        chart_id,
+        care_team: vec![owner],
+        key_epoch: 1,
+        restricted_by: owner,
+        restricted_at: 1,
+    };
+    store
+        .restrict_chart(clinic, row, vec![], vec![], 1, event(Some(clinic), "r"))
+        .await
+        .unwrap();
+    let on_chart = |epoch| RecordWriteRow {
+        chart_id,
+        guard: Some(WriteGuard {
+            author: owner,
+            sealed_epoch: epoch,
+        }),
+        ..write(Uuid::new_v4(), 0, "c")
+    };
+    assert!(store
+        .write_records(clinic, vec![on_chart(2)], 1, event(Some(clinic), "w"))
+        .await
+        .is_err());
+    assert!(store
+        .write_records(clinic, vec![on_chart(1)], 1, event(Some(clinic), "w"))
+        .await
+        .is_ok());
 }
 
 pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
