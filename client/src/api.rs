@@ -4,11 +4,12 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use optovault_shared::wire::{
-    AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, ChangesPage,
-    ClinicList, ClinicView, CreateClinicRequest, CreateInvitationRequest, InvitationInfo,
-    InvitationList, InvitationView, LoginAbortRequest, LoginFinishRequest, LoginStartRequest,
-    LoginStartResponse, MemberList, MemberView, RecordWrite, RegisterFinishRequest,
-    RegisterStartRequest, RegisterStartResponse, RosterPage, RotationRequest, SessionInfo,
+    AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, BatchWriteResponse,
+    CareTeamRequest, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
+    CreateInvitationRequest, InvitationInfo, InvitationList, InvitationView, LoginAbortRequest,
+    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView, RecordWrite,
+    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, RestrictChartRequest,
+    RestrictedChart, RestrictedChartList, RosterPage, RotationRequest, SessionInfo, StoredRecord,
     WriteResult,
 };
 use serde::de::DeserializeOwned;
@@ -156,6 +157,37 @@ pub async fn put_record(
     body: &RecordWrite,
 ) -> ApiResult<WriteResult> {
     let url = format!("/api/clinics/{clinic_id}/records/{record_id}");
+    json(send(with_body(Request::put(&url), body)).await?).await
+}
+
+pub async fn get_record(clinic_id: Uuid, record_id: Uuid) -> ApiResult<StoredRecord> {
+    get(&format!("/api/clinics/{clinic_id}/records/{record_id}")).await
+}
+
+// ---- restricted charts ------------------------------------------------------------------------
+
+pub async fn charts(clinic_id: Uuid) -> ApiResult<RestrictedChartList> {
+    get(&format!("/api/clinics/{clinic_id}/charts")).await
+}
+
+pub async fn restrict_chart(
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    body: &RestrictChartRequest,
+) -> ApiResult<BatchWriteResponse> {
+    post(
+        &format!("/api/clinics/{clinic_id}/charts/{chart_id}/restrict"),
+        body,
+    )
+    .await
+}
+
+pub async fn change_care_team(
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    body: &CareTeamRequest,
+) -> ApiResult<RestrictedChart> {
+    let url = format!("/api/clinics/{clinic_id}/charts/{chart_id}/team");
     json(send(with_body(Request::put(&url), body)).await?).await
 }
 

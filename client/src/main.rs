@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod charts;
 mod clinic;
 mod components;
 mod pages;

@@ -1,6 +1,7 @@
-//! Writing one record: seal under the clinic's current key of its compartment, send, and when the
-//! server says the keys were rotated meanwhile (409 `stale_key_epoch`), refresh the clinic's keys
-//! and try once more.
+//! Writing one record: seal under the current key of its chart and compartment (a restricted
+//! chart's own key, else the clinic's), send, and when the server says the keys were rotated
+//! meanwhile (409 `stale_key_epoch`, or `unknown_key` for a chart restricted since), refresh the
+//! clinic's keys and try once more.
 
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiErr
         .trusted()
         .map_err(|why| ApiError::local("untrusted_clinic", &why))?
         .0;
-    if keyring.current(d.compartment).is_none() {
+    if keyring.sealing_key(&d.chart_id, d.compartment).is_none() {
         return Err(ApiError::local(
             "no_key",
             "Your role does not hold the key for this kind of record.",
@@ -70,7 +71,8 @@ pub async fn write_record(
 ) -> Result<(WriteResult, Arc<Clinic>), ApiError> {
     let write = seal(me, &clinic, draft)?;
     match api::put_record(clinic.id, draft.record_id, &write).await {
-        Err(e) if e.code == "stale_key_epoch" => {
+        // Keys rotated meanwhile, or a chart restricted since (its own key is needed now).
+        Err(e) if e.code == "stale_key_epoch" || e.code == "unknown_key" => {
             let clinic = refresh_clinic(app, me, clinic.id).await?;
             let write = seal(me, &clinic, draft)?;
             let done = api::put_record(clinic.id, draft.record_id, &write).await?;

@@ -6,14 +6,20 @@
 //! of each record is kept, and a record whose version goes backwards or that fails to open is
 //! flagged, never shown as valid. A record of a kind or compartment this client does not handle
 //! (or whose compartment my role is not granted) is ignored.
+//!
+//! Restricted charts: each sync also asks which charts are restricted. The server never sends the
+//! records of a restricted chart to anyone off its care team, so the store drops what it holds of
+//! such a chart (it was on the team before, or read the chart before it was restricted) and only
+//! counts them; when I am put back on a care team the store syncs again from the start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use leptos::prelude::*;
 use optovault_shared::crypto::{open_record, CryptoError};
 use optovault_shared::domain::{Patient, RecordBody};
 use optovault_shared::envelope::Purpose;
+use optovault_shared::wire::RestrictedChart;
 use optovault_shared::{Compartment, RecordEnvelope};
 use uuid::Uuid;
 
@@ -60,6 +66,13 @@ pub struct RecordStore {
     pub syncing: bool,
     /// At least one sync has completed.
     pub synced: bool,
+    /// The clinic's restricted charts, as of the last sync.
+    pub charts: BTreeMap<Uuid, RestrictedChart>,
+    /// Chart -> every record of it the feed has sent (whatever its kind), so a chart can be
+    /// re-sealed whole and dropped whole.
+    chart_records: BTreeMap<Uuid, BTreeSet<Uuid>>,
+    /// Charts whose records were dropped because I am not on their care team.
+    purged: BTreeSet<Uuid>,
 }
 
 /// What one change of the feed turned out to be.
@@ -152,6 +165,72 @@ impl RecordStore {
         }
     }
 
+    /// Notes that `record_id` belongs to `chart_id` (from the record's header).
+    pub fn filed(&mut self, chart_id: Uuid, record_id: Uuid) {
+        self.chart_records
+            .entry(chart_id)
+            .or_default()
+            .insert(record_id);
+    }
+
+    /// Every record of a chart the feed has sent me: its patient record and its notes, and any
+    /// record of a kind this client does not show.
+    pub fn records_of_chart(&self, chart_id: &Uuid) -> BTreeSet<Uuid> {
+        let mut ids = self
+            .chart_records
+            .get(chart_id)
+            .cloned()
+            .unwrap_or_default();
+        if self.patients.contains_key(chart_id) {
+            ids.insert(*chart_id);
+        }
+        if let Some(notes) = self.notes.get(chart_id) {
+            ids.extend(notes.keys().copied());
+        }
+        ids
+    }
+
+    /// The chart's restriction, if it is restricted.
+    pub fn restriction(&self, chart_id: &Uuid) -> Option<&RestrictedChart> {
+        self.charts.get(chart_id)
+    }
+
+    /// How many restricted charts I am not on (their names are never sent to me).
+    pub fn hidden_charts(&self) -> usize {
+        self.charts.values().filter(|c| !c.in_care_team).count()
+    }
+
+    /// Drops everything held of a chart (its patient, its notes, any other record of it).
+    fn purge(&mut self, chart_id: Uuid) {
+        for id in self.records_of_chart(&chart_id) {
+            self.patients.remove(&id);
+            self.versions.remove(&id);
+            self.errors.remove(&id);
+            self.former.remove(&id);
+        }
+        self.notes.remove(&chart_id);
+        self.chart_records.remove(&chart_id);
+    }
+
+    /// Takes the clinic's restricted charts: drops the charts I am not on; returns whether the
+    /// feed must be read again from the start (I was put back on a chart I had dropped).
+    pub fn set_charts(&mut self, charts: Vec<RestrictedChart>) -> bool {
+        let mut again = false;
+        for c in &charts {
+            if c.in_care_team {
+                again |= self.purged.remove(&c.chart_id);
+            } else {
+                self.purge(c.chart_id);
+                self.purged.insert(c.chart_id);
+            }
+        }
+        self.charts = charts.into_iter().map(|c| (c.chart_id, c)).collect();
+        if again {
+            self.cursor = 0;
+        }
+        again
+    }
+
     /// Records a patient version this client has just written itself.
     pub fn saved_patient(
         &mut self,
@@ -161,6 +240,7 @@ impl RecordStore {
         patient: Patient,
         me: &Unlocked,
     ) {
+        self.filed(record_id, record_id);
         self.apply(Change {
             record_id,
             version,
@@ -179,6 +259,7 @@ impl RecordStore {
         text: String,
         me: &Unlocked,
     ) {
+        self.filed(chart_id, record_id);
         self.apply(Change {
             record_id,
             version: 1,
@@ -276,19 +357,34 @@ pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Aut
 }
 
 /// Whether a page of changes holds something the clinic as I hold it cannot open yet: an author
-/// missing from my copy of the roster, or a key epoch newer than my keys.
+/// missing from my copy of the roster, or a key I do not hold (of a newer epoch, or a restricted
+/// chart's key given to me since) in a compartment my role is granted.
 fn needs_refresh(clinic: &Clinic, envs: &[&RecordEnvelope]) -> bool {
-    let newest = |c: Compartment| {
-        clinic
-            .keyring
-            .as_ref()
-            .and_then(|k| k.current(c))
-            .map(|k| k.epoch)
+    let Some(keyring) = clinic.keyring.as_ref() else {
+        return false;
     };
     envs.iter().any(|env| {
         expected_kind(&clinic.id, env).is_some()
             && (clinic.author(&env.author).is_none()
-                || newest(env.compartment).is_some_and(|e| env.epoch > e))
+                || (clinic.holds(env.compartment) && keyring.by_id(&env.key_id).is_none()))
+    })
+}
+
+/// Whether my keys disagree with the restricted charts: a chart I am on whose current keys I do
+/// not hold, or a chart I am off whose keys I still hold.
+fn chart_keys_stale(clinic: &Clinic, charts: &[RestrictedChart]) -> bool {
+    let Some(keyring) = clinic.keyring.as_ref() else {
+        return false;
+    };
+    charts.iter().any(|c| {
+        if c.in_care_team {
+            !keyring
+                .keys()
+                .iter()
+                .any(|k| k.chart_id == Some(c.chart_id) && k.epoch >= c.key_epoch)
+        } else {
+            keyring.has_chart(&c.chart_id)
+        }
     })
 }
 
@@ -325,6 +421,16 @@ async fn sync_pages(
     let untrusted = |why: String| ApiError::local("untrusted_clinic", &why);
     clinic.trusted().map_err(untrusted)?;
     let mut refreshed = false;
+    let charts = api::charts(clinic.id).await?.charts;
+    if chart_keys_stale(&clinic, &charts) {
+        // Put on (or taken off) a care team, or a chart's keys rotated, since I opened the clinic.
+        refreshed = true;
+        clinic = refresh_clinic(app, me, clinic.id).await?;
+        clinic.trusted().map_err(untrusted)?;
+    }
+    store.update(|s| {
+        s.set_charts(charts);
+    });
     loop {
         let since = store.with_untracked(|s| s.cursor);
         let page = api::changes(clinic.id, since, PAGE_SIZE).await?;
@@ -352,6 +458,11 @@ async fn sync_pages(
         // A cursor that does not move forward ends the loop (never ask for the same page twice).
         let more = page.more && page.cursor > since;
         store.update(|s| {
+            for c in &page.changes {
+                if c.envelope.record_id != clinic.id {
+                    s.filed(c.envelope.chart_id, c.envelope.record_id);
+                }
+            }
             for c in changes {
                 s.apply(c);
             }
@@ -444,6 +555,62 @@ mod tests {
         assert_eq!(texts, ["first", "second"]);
         assert_eq!(s.notes_of(&other).len(), 1);
         assert!(s.patients.is_empty());
+    }
+
+    fn restricted(chart_id: Uuid, in_care_team: bool) -> RestrictedChart {
+        RestrictedChart {
+            chart_id,
+            in_care_team,
+            care_team: vec![],
+            key_epoch: 1,
+            restricted_at: 1,
+        }
+    }
+
+    #[test]
+    fn drops_charts_i_am_not_on_and_syncs_again_when_put_back() {
+        let mut s = RecordStore::default();
+        let (hidden, open) = (Uuid::new_v4(), Uuid::new_v4());
+        let (note, other) = (Uuid::new_v4(), Uuid::new_v4());
+        s.apply(change(hidden, 1, Opened::Patient(patient("Hidden"))));
+        s.apply(change(open, 1, Opened::Patient(patient("Open"))));
+        s.apply(change(
+            note,
+            1,
+            Opened::Note {
+                chart_id: hidden,
+                text: "x".into(),
+            },
+        ));
+        // A record of a kind this client does not show, filed on the chart.
+        s.filed(hidden, other);
+        assert_eq!(
+            s.records_of_chart(&hidden),
+            BTreeSet::from([hidden, note, other])
+        );
+        s.cursor = 9;
+
+        assert!(!s.set_charts(vec![restricted(hidden, false)]));
+        assert_eq!(s.patients.keys().copied().collect::<Vec<_>>(), [open]);
+        assert!(s.notes_of(&hidden).is_empty());
+        assert!(s.records_of_chart(&hidden).is_empty());
+        assert_eq!(s.hidden_charts(), 1);
+        assert_eq!(s.cursor, 9, "dropping a chart keeps the cursor");
+
+        // Put back on the team: the feed is read again from the start.
+        assert!(s.set_charts(vec![restricted(hidden, true)]));
+        assert_eq!(s.cursor, 0);
+        assert_eq!(s.hidden_charts(), 0);
+        assert!(s.restriction(&hidden).is_some_and(|c| c.in_care_team));
+        s.apply(change(hidden, 2, Opened::Patient(patient("Hidden"))));
+        assert!(
+            !s.errors.contains_key(&hidden),
+            "its versions were forgotten with it: no false rollback"
+        );
+        // Already on it: nothing to read again.
+        s.cursor = 12;
+        assert!(!s.set_charts(vec![restricted(hidden, true)]));
+        assert_eq!(s.cursor, 12);
     }
 
     struct Team {

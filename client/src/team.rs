@@ -2,7 +2,7 @@
 //! removals and role changes (each a key rotation), and the invitee's acceptance. Pages call
 //! these; the cryptography is `optovault_shared::team` and `crypto`.
 
-use optovault_shared::crypto::{open_sealed, seal_to};
+use optovault_shared::crypto::{open_sealed, seal_to, wrap_clinic_key};
 use optovault_shared::roster::{Roster, RosterChange};
 use optovault_shared::team::{
     invitation_mac, invitation_secret_info, next_entry, pin_anchor, safety_number, sign_entry,
@@ -18,6 +18,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError};
+use crate::charts::rotate_charts_of;
 use crate::clinic::refresh_clinic;
 use crate::state::{AppState, Clinic, Unlocked};
 use crate::util::{now, origin};
@@ -268,7 +269,10 @@ pub enum MemberChange {
 }
 
 /// Signs the change at a new key epoch, generates that epoch's keys and wraps them to every member
-/// that remains, each for what their role grants; the server commits both at once.
+/// that remains, each for what their role grants; the server commits both at once. With them go:
+/// for a role that gains compartments, every older clinic-wide key of those compartments, wrapped
+/// to the member (so it can read what was written before); and for every restricted chart the
+/// member is on, the chart's next keys for the care team that stays.
 pub async fn change_member(
     app: AppState,
     me: &Unlocked,
@@ -277,6 +281,8 @@ pub async fn change_member(
     change: MemberChange,
 ) -> Result<(), ApiError> {
     let clinic = refresh_clinic(app, me, clinic_id).await?;
+    // Owners see every care team.
+    let charts = api::charts(clinic_id).await?.charts;
     let (keyring, roster) = clinic
         .trusted()
         .map_err(|why| local("untrusted_clinic", &why))?;
@@ -298,7 +304,22 @@ pub async fn change_member(
                 &format!("This change is not allowed: {e}."),
             )
         })?;
-    let wrapped_keys = wrap_epoch_for_roster(&after, &rotated, epoch).map_err(crypto_failed)?;
+    let mut wrapped_keys = wrap_epoch_for_roster(&after, &rotated, epoch).map_err(crypto_failed)?;
+    // A role that gains compartments also receives their older keys: exactly those.
+    if let (Some(from), Some(m)) = (roster.role_of(&member), after.members.get(&member)) {
+        for k in keyring.keys().iter().filter(|k| {
+            k.chart_id.is_none()
+                && k.epoch < epoch
+                && m.role.grants(k.compartment)
+                && !from.grants(k.compartment)
+        }) {
+            wrapped_keys.push(
+                wrap_clinic_key(&clinic_id, k, &member, m.public_keys.x25519.as_slice())
+                    .map_err(crypto_failed)?,
+            );
+        }
+    }
+    wrapped_keys.extend(rotate_charts_of(&after, &mut rotated, &charts, member)?);
     drop(rotated);
     api::rotate(
         clinic_id,

@@ -121,7 +121,7 @@ pub fn check_member_keys(
     let want: BTreeSet<(Uuid, Compartment, u32)> = owner
         .wrapped_keys
         .iter()
-        .filter(|k| role.grants(k.compartment))
+        .filter(|k| k.chart_id.is_none() && role.grants(k.compartment))
         .map(|k| (k.key_id, k.compartment, k.epoch))
         .collect();
     let mut got = BTreeSet::new();

@@ -348,7 +348,7 @@ impl ClinicKeyring {
     pub fn for_role(&self, role: crate::wire::Role) -> Vec<&ClinicKey> {
         self.keys
             .iter()
-            .filter(|k| role.grants(k.compartment))
+            .filter(|k| k.chart_id.is_none() && role.grants(k.compartment))
             .collect()
     }
 
@@ -365,7 +365,12 @@ impl ClinicKeyring {
 
     /// Adds a restricted chart's own keys at `epoch` (restricting it, or rotating its keys when
     /// its care team shrinks). Returns the new keys.
-    pub fn add_chart_keys(&mut self, chart_id: Uuid, compartments: &[Compartment], epoch: u32) -> Vec<ClinicKey> {
+    pub fn add_chart_keys(
+        &mut self,
+        chart_id: Uuid,
+        compartments: &[Compartment],
+        epoch: u32,
+    ) -> Vec<ClinicKey> {
         let fresh: Vec<ClinicKey> = compartments
             .iter()
             .map(|c| ClinicKey::generate_for_chart(chart_id, *c, epoch))
@@ -376,7 +381,9 @@ impl ClinicKeyring {
 
     /// Whether this keyring holds keys of a restricted chart.
     pub fn has_chart(&self, chart_id: &Uuid) -> bool {
-        self.keys.iter().any(|k| k.chart_id.as_ref() == Some(chart_id))
+        self.keys
+            .iter()
+            .any(|k| k.chart_id.as_ref() == Some(chart_id))
     }
 
     /// The key new writes to `chart_id` use: the chart's own newest key if the chart is

@@ -146,3 +146,41 @@ export function invitationIds(link) {
   if (!m) throw new Error(`not an invitation link: ${link}`);
   return { clinicId: m[1], invitationId: m[2] };
 }
+
+/** Opens an invitation link without keys in memory and registers from there (back on the link). */
+export async function registerThroughLink(page, link, user) {
+  await page.goto(link);
+  await page.click('#invite-register');
+  await page.waitForURL(/\/register$/);
+  await submitRegistration(page, user.username, user.password);
+  await page.waitForURL(/\/invite\//, { timeout: 60000 });
+}
+
+/** Accepts the invitation on screen; returns the safety number shown. */
+export async function acceptInvitation(page) {
+  await page.waitForSelector('#invite-role-info');
+  await page.click('#invite-accept');
+  await page.waitForSelector('#invite-safety-number');
+  return (await page.innerText('#invite-safety-number')).trim();
+}
+
+/** The owner's row of an invitation on the members page. */
+export function invitationRow(page, link) {
+  return page.locator(`tr.invitation-row[data-id="${invitationIds(link).invitationId}"]`);
+}
+
+/** On the members page (open, as owner): admits an accepted invitee once its safety number shows. */
+export async function admitInvitee(page, link) {
+  await page.click('#members-refresh');
+  const row = invitationRow(page, link);
+  await row.locator('.safety-number').waitFor();
+  await row.locator('.invitation-admit').click();
+  await row.waitFor({ state: 'detached' });
+}
+
+/** Opens a patient from the list by a text of its row; waits for the form to be filled. */
+export async function openPatient(page, text) {
+  await page.locator('tr.patient-row', { hasText: text }).locator('a.patient-link').click();
+  await page.waitForSelector('#given_name');
+  await page.waitForFunction(() => document.querySelector('#given_name')?.value !== '');
+}

@@ -344,6 +344,88 @@ fn leaving_the_care_team_rotates_the_chart_keys() {
 }
 
 #[test]
+fn a_newly_admitted_member_gets_no_chart_keys() {
+    let f = fixture();
+    f.oc.restrict_chart(
+        &f.owner,
+        &f.clinic,
+        f.patient,
+        &[f.owner.account_id],
+        &[&f.owner],
+    )
+    .unwrap();
+    let owner_view = f.oc.join_view(&f.owner, f.clinic.id);
+    assert!(owner_view.keyring.has_chart(&f.patient));
+    let c = f.server.client();
+    let newbie = c.signup(&unique_username("newbie"), &strong_password());
+    let link =
+        f.oc.invite(&f.owner, &owner_view, Role::Optometrist)
+            .unwrap();
+    c.accept(&newbie, &link).unwrap();
+    // An admission that smuggles the chart's keys in is refused.
+    let anchor = f.owner.keys.public_keys().ed25519.0;
+    let roster = f.oc.verified_roster(f.clinic.id, &anchor);
+    let entry = team::sign_entry(
+        &team::next_entry(
+            &roster,
+            f.owner.account_id,
+            optovault_shared::roster::RosterChange::Add {
+                member: newbie.account_id,
+                username: newbie.username.clone(),
+                role: Role::Optometrist,
+                public_keys: newbie.keys.public_keys(),
+            },
+            roster.key_epoch,
+            1,
+        ),
+        &f.owner.keys,
+    );
+    let mut keys = team::wrap_for_member(
+        &f.clinic.id,
+        &owner_view.keyring,
+        Role::Optometrist,
+        &newbie.account_id,
+        &newbie.keys.public_keys(),
+    )
+    .unwrap();
+    assert!(
+        keys.iter().all(|k| k.chart_id.is_none()),
+        "role keys never include chart keys"
+    );
+    keys.extend(
+        wrap_chart_keys(
+            &roster,
+            &owner_view.keyring,
+            f.clinic.id,
+            f.patient,
+            1,
+            &[f.owner.account_id],
+        )
+        .into_iter()
+        .map(|mut k| {
+            k.recipient = newbie.account_id;
+            k
+        }),
+    );
+    let r = f.oc.post(
+        &format!("/api/clinics/{}/members", f.clinic.id),
+        &AddMemberRequest {
+            invitation_id: link.invitation_id,
+            roster_entry: entry,
+            wrapped_keys: keys,
+        },
+    );
+    assert_eq!(r.expect_error(&[400]).code, "invalid_wrapped_keys");
+    // The normal admission gives only the role's clinic keys.
+    f.oc.admit(&f.owner, &owner_view, link.invitation_id)
+        .unwrap()
+        .unwrap();
+    let view = c.join_view(&newbie, f.clinic.id);
+    assert!(!view.keyring.has_chart(&f.patient));
+    assert_eq!(view.keyring.keys().len(), Compartment::ALL.len());
+}
+
+#[test]
 fn removing_a_care_team_member_from_the_clinic_rotates_its_charts_too() {
     let f = fixture();
     let (doc_c, doc) = &f.doc;

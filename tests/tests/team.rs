@@ -149,7 +149,10 @@ fn roles_are_keys_and_the_server_enforces_them_too() {
     // Members see the member list; only owners manage invitations.
     let members = desk_c.members(t.clinic.id).unwrap().members;
     assert_eq!(members.len(), 3);
-    assert!(members.iter().all(|m| m.last_login_at.is_some()), "last activity is known for everyone who logged in");
+    assert!(
+        members.iter().all(|m| m.last_login_at.is_some()),
+        "last activity is known for everyone who logged in"
+    );
     assert_eq!(
         desk_c
             .get(&format!("/api/clinics/{}/invitations", t.clinic.id))

@@ -1,4 +1,5 @@
 pub mod app_header;
+pub mod chart_access;
 pub mod clinical_notes;
 pub mod copy_field;
 pub mod field;

@@ -12,6 +12,7 @@ use wasm_bindgen::JsCast;
 
 use crate::clinic::ensure_clinic;
 use crate::components::app_header::AppHeader;
+use crate::components::chart_access::ChartAccess;
 use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
 use crate::components::spinner::Spinner;
@@ -20,7 +21,7 @@ use crate::pages::patients::clinic_id_param;
 use crate::pages::report_error;
 use crate::records::{write_record, Draft};
 use crate::state::{use_app, Unlocked};
-use crate::store::sync;
+use crate::store::{sync, RecordStore};
 use crate::util::today;
 
 pub const CONFLICT: &str = "Someone else changed this patient; reloaded the latest version.";
@@ -170,6 +171,9 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
     let today = today();
     let list_href = format!("/clinics/{clinic_id}/patients");
     let notes_me = me.clone();
+    let access_me = me.clone();
+    let store_sig: RwSignal<RecordStore> = store.clone().into();
+    let restricted = move || !is_new && store_sig.with(|s| s.restriction(&record_id).is_some());
 
     // Usually everything is in memory already (coming from the list): fill the form at once.
     // Otherwise (a reload of the list, a direct link) load the clinic and sync first.
@@ -178,9 +182,26 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
     } else {
         store.with_untracked(|s| s.patients.get(&record_id).cloned())
     };
+    // The patient as loaded at `known_version`.
+    let loaded = StoredValue::new(None::<Patient>);
     if let Some((version, p)) = &cached {
         form.fill(p);
         known_version.set(*version);
+        loaded.set_value(Some(p.clone()));
+    }
+    // A newer version with the same content (the chart was restricted and its records re-sealed
+    // meanwhile) becomes the version this form edits; a different content is left to the conflict
+    // check when saving.
+    if !is_new {
+        let store = store.clone();
+        Effect::new(move |_| {
+            let Some((v, p)) = store.with(|s| s.patients.get(&record_id).cloned()) else {
+                return;
+            };
+            if v > known_version.get_untracked() && loaded.with_value(|l| l.as_ref() == Some(&p)) {
+                known_version.set(v);
+            }
+        });
     }
     let ready = app.clinic(&clinic_id).is_some() && (is_new || cached.is_some());
     let loading = RwSignal::new(!ready);
@@ -205,6 +226,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     Some((version, p)) => {
                         form.fill(&p);
                         known_version.set(version);
+                        loaded.set_value(Some(p));
                     }
                     None => {
                         found.set(false);
@@ -275,6 +297,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     {
                         form.fill(&p);
                         known_version.set(v);
+                        loaded.set_value(Some(p));
                     }
                     saving.set(false);
                     match synced {
@@ -305,6 +328,11 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                 } else {
                     "Edit patient".to_string()
                 }}
+                <Show when=restricted>
+                    <span class="badge restricted-badge" title="Only its care team can open this chart">
+                        "Restricted to its care team"
+                    </span>
+                </Show>
             </h1>
             <Show when=move || loading.get()>
                 <Spinner label="Opening the record…" />
@@ -378,7 +406,10 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             </form>
             {(!is_new).then(|| {
                 let ready = Signal::derive(move || !loading.get() && found.get());
-                view! { <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready /> }
+                view! {
+                    <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                }
             })}
         </main>
     }

@@ -52,6 +52,8 @@ struct Row {
     flag: Option<String>,
     /// The former member who wrote this version, if it was one.
     former: Option<String>,
+    /// The chart is restricted to a care team (I am on it, or I would not have it).
+    restricted: bool,
 }
 
 fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
@@ -74,6 +76,7 @@ fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
                 member_id: p.insurance_member_id.clone(),
                 flag: s.errors.get(id).cloned(),
                 former: s.former.get(id).cloned(),
+                restricted: s.restriction(id).is_some(),
             };
             (sort, row)
         })
@@ -190,6 +193,18 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     }
                 }}
             </p>
+            {move || {
+                let n = store.with(|s| s.hidden_charts());
+                (n > 0).then(|| view! {
+                    <p id="restricted-count" class="notice restricted-count">
+                        {if n == 1 {
+                            "1 restricted chart you are not on".to_string()
+                        } else {
+                            format!("{n} restricted charts you are not on")
+                        }}
+                    </p>
+                })
+            }}
             <table class="patients">
                 <thead>
                     <tr>
@@ -200,12 +215,12 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || shown.get() key=|r| (r.id, r.version, r.flag.clone(), r.former.clone()) let:row>
+                    <For each=move || shown.get() key=|r| (r.id, r.version, r.flag.clone(), r.former.clone(), r.restricted) let:row>
                         <PatientRow clinic_id=clinic_id row=row />
                     </For>
                 </tbody>
             </table>
-            <Show when=move || store.with(|s| s.synced && s.patients.is_empty())>
+            <Show when=move || store.with(|s| s.synced && s.patients.is_empty() && s.hidden_charts() == 0)>
                 <p class="empty">"No patients yet. Add the first with “New patient”."</p>
             </Show>
             <Show when=move || problems.with(|p| !p.is_empty())>
@@ -244,6 +259,11 @@ fn PatientRow(clinic_id: Uuid, row: Row) -> impl IntoView {
                 {row.flag.map(|why| {
                     let title = why.clone();
                     view! { <span class="badge warn" title=title>"Not trusted: " {why}</span> }
+                })}
+                {row.restricted.then(|| view! {
+                    <span class="badge restricted-badge" title="Only its care team can open this chart">
+                        "Restricted to its care team"
+                    </span>
                 })}
                 {row.former.map(|who| {
                     view! {
