@@ -261,6 +261,8 @@ test('a role change is a rotation too, confirmed in the page first', async () =>
   const row = page.locator('tr.member-row', { hasText: desk.username });
   await row.waitFor();
   const deskId = await row.getAttribute('data-id');
+  // Last activity: the member has logged in, so its last login is shown.
+  assert.notEqual((await row.locator('.member-last-login').innerText()).trim(), 'never');
   // Cancelling changes nothing.
   await row.locator('.member-remove').click();
   await row.locator('.confirm').waitFor();

@@ -136,6 +136,9 @@ pub fn MemberRow(
             </td>
             <td class="member-role-label">{role_label(current)}</td>
             <td><code class="fingerprint">{fingerprint(&m.public_keys)}</code></td>
+            <td class="member-last-login">
+                {m.last_login_at.map(crate::util::local_time).unwrap_or_else(|| "never".to_string())}
+            </td>
             <td>
                 {actions}
                 {last_owner_note}

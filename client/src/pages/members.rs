@@ -188,6 +188,7 @@ fn Members(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                         <th scope="col">"Member"</th>
                         <th scope="col">"Role"</th>
                         <th scope="col">"Key fingerprint"</th>
+                        <th scope="col">"Last login"</th>
                         <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                     </tr>
                 </thead>
