@@ -8,15 +8,15 @@ use axum::{Json, Router};
 use opaque_ke::{RegistrationRequest, RegistrationUpload, ServerRegistration};
 use optovault_shared::opaque::Suite;
 use optovault_shared::wire::{
-    AccountCreated, PublicKeys, RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse,
-    SealedBlob,
+    AccountCreated, PasswordChangeFinish, PasswordChangeStart, PublicKeys, RegisterFinishRequest,
+    RegisterStartRequest, RegisterStartResponse, SealedBlob,
 };
 use optovault_shared::{limits, normalize_username, B64};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::ApiJson;
-use crate::session::{account_event, invalid_message, ClientIp};
+use crate::session::{account_event, invalid_message, Authenticated, ClientIp};
 use crate::store::{AccountRow, StoreError};
 use crate::{now, AppState};
 
@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/accounts/register/start", post(register_start))
         .route("/api/accounts/register/finish", post(register_finish))
+        .route("/api/account/password/start", post(password_start))
+        .route("/api/account/password/finish", post(password_finish))
 }
 
 fn username_taken() -> ApiError {
@@ -121,4 +123,85 @@ pub async fn register_finish(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(AccountCreated { account_id })))
+}
+
+/// A password change needs a login this recent: the caller has just proven the current password
+/// (a stolen session cookie alone cannot change it).
+pub const RECENT_LOGIN_SECS: i64 = 10 * 60;
+
+fn require_recent_login(auth: &Authenticated) -> ApiResult<()> {
+    if now() - auth.created_at > RECENT_LOGIN_SECS {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reauthentication_required",
+            "Log in again to change your password.",
+        ));
+    }
+    Ok(())
+}
+
+/// Step 1 of a password change: a new OPAQUE registration for the same username.
+#[utoipa::path(post, path = "/api/account/password/start", request_body = PasswordChangeStart,
+    responses((status = 200, body = RegisterStartResponse), (status = 403, body = optovault_shared::wire::ApiErrorBody)), tag = "accounts")]
+pub async fn password_start(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<PasswordChangeStart>,
+) -> ApiResult<Json<RegisterStartResponse>> {
+    require_recent_login(&auth)?;
+    let account = state
+        .store
+        .account(auth.account_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let request = RegistrationRequest::<Suite>::deserialize(req.registration_request.as_slice())
+        .map_err(|_| invalid_message())?;
+    let started =
+        ServerRegistration::<Suite>::start(&state.opaque, request, account.username.as_bytes())
+            .map_err(|_| invalid_message())?;
+    Ok(Json(RegisterStartResponse {
+        registration_response: B64(started.message.serialize().to_vec()),
+    }))
+}
+
+/// Step 2: the new password file and the re-sealed key bundle replace the old ones in one step;
+/// every other session of the account ends.
+#[utoipa::path(post, path = "/api/account/password/finish", request_body = PasswordChangeFinish,
+    responses((status = 204), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 403, body = optovault_shared::wire::ApiErrorBody)), tag = "accounts")]
+pub async fn password_finish(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<PasswordChangeFinish>,
+) -> ApiResult<StatusCode> {
+    require_recent_login(&auth)?;
+    let account = state
+        .store
+        .account(auth.account_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let upload = RegistrationUpload::<Suite>::deserialize(req.registration_upload.as_slice())
+        .map_err(|_| invalid_message())?;
+    check_key_material(&account.public_keys, &req.sealed_key_bundle)?;
+    let file = ServerRegistration::<Suite>::finish(upload)
+        .serialize()
+        .to_vec();
+    let revoked = state
+        .store
+        .change_password(
+            auth.account_id,
+            file,
+            req.sealed_key_bundle,
+            auth.token_hash,
+        )
+        .await?;
+    tracing::info!(sessions_revoked = revoked, "password changed");
+    state
+        .store
+        .append_event(
+            account_event("password_changed", Some(auth.account_id), "ok", auth.ip),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

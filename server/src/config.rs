@@ -28,4 +28,7 @@ pub struct Config {
     /// Absolute session lifetime in hours.
     #[arg(long, env = "OPTOVAULT_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u32,
+    /// A session unused for this many minutes ends.
+    #[arg(long, env = "OPTOVAULT_SESSION_IDLE_MINUTES", default_value_t = 15)]
+    pub session_idle_minutes: u32,
 }

@@ -19,6 +19,7 @@ pub mod records;
 pub mod session;
 pub mod store;
 pub mod team;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Absolute session lifetime in seconds.
     pub session_ttl_secs: i64,
+    /// A session unused for this long ends (seconds).
+    pub session_idle_secs: i64,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
         Settings {
             cookie_secure: false,
             session_ttl_secs: 12 * 3600,
+            session_idle_secs: 15 * 60,
         }
     }
 }

@@ -25,6 +25,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/clinics/{clinic_id}/roster", get(roster))
         .route("/api/clinics/{clinic_id}/members", get(list).post(add))
         .route("/api/clinics/{clinic_id}/rotations", post(rotate))
+        .route(
+            "/api/clinics/{clinic_id}/members/{account_id}/revoke-sessions",
+            post(revoke_member_sessions),
+        )
+        .route(
+            "/api/clinics/{clinic_id}/members/{account_id}/unlock",
+            post(unlock_member),
+        )
 }
 
 /// The caller's membership, which must be an owner's.
@@ -288,4 +296,77 @@ pub async fn rotate(
         entries: vec![signed],
         head: seq,
     }))
+}
+
+async fn owned_member(
+    state: &AppState,
+    auth: &Authenticated,
+    clinic_id: Uuid,
+    account_id: Uuid,
+) -> ApiResult<crate::store::AccountRow> {
+    require_owner(state, auth, clinic_id).await?;
+    state
+        .store
+        .member(clinic_id, account_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(state
+        .store
+        .account(account_id)
+        .await?
+        .ok_or(StoreError::Corrupt("accounts"))?)
+}
+
+/// The owner ends every session of a member (e.g. a lost laptop).
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/members/{account_id}/revoke-sessions",
+    params(("clinic_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "members")]
+pub async fn revoke_member_sessions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, account_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    owned_member(&state, &auth, clinic_id, account_id).await?;
+    let n = state.store.revoke_sessions_of(account_id).await?;
+    state
+        .store
+        .append_event(
+            clinic_event(
+                &auth,
+                clinic_id,
+                "sessions_revoked",
+                Some(account_id),
+                n as u32,
+            ),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The owner clears a member's login lockout.
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/members/{account_id}/unlock",
+    params(("clinic_id" = Uuid, Path), ("account_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "members")]
+pub async fn unlock_member(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, account_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let account = owned_member(&state, &auth, clinic_id, account_id).await?;
+    state
+        .store
+        .update_throttle(
+            &crate::throttle::user_key(&account.username),
+            Box::new(|_| None),
+        )
+        .await?;
+    state
+        .store
+        .append_event(
+            clinic_event(&auth, clinic_id, "account_unlocked", Some(account_id), 1),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,7 @@ use opaque_ke::{
 use optovault_shared::opaque::{Identifiers, Suite, SERVER_IDENTITY};
 use optovault_shared::wire::{
     LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, SessionInfo,
+    SessionList, SessionView,
 };
 use optovault_shared::{normalize_username, B64};
 use rand_core::{OsRng, RngCore};
@@ -28,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ApiResult};
 use crate::http::ApiJson;
 use crate::store::{AccountRow, EventDraft, LoginAttempt, SessionRow};
-use crate::{now, AppState};
+use crate::{now, throttle, AppState};
 
 pub const COOKIE_NAME: &str = "ov_session";
 /// How long the server keeps its half of a login between the two requests.
@@ -41,6 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/session/login/abort", post(login_abort))
         .route("/api/session/logout", post(logout))
         .route("/api/session", get(current))
+        .route("/api/sessions", get(list_sessions))
+        .route(
+            "/api/sessions/{session_id}",
+            axum::routing::delete(revoke_session),
+        )
+        .route("/api/sessions/revoke-others", post(revoke_other_sessions))
 }
 
 fn identifiers(username: &str) -> Identifiers<'_> {
@@ -77,8 +84,13 @@ pub struct Authenticated {
     pub account_id: Uuid,
     pub token_hash: [u8; 32],
     pub expires_at: i64,
+    pub created_at: i64,
+    pub session_id: Uuid,
     pub ip: Option<String>,
 }
+
+/// How often a session's last-seen time is written (it also drives the idle timeout).
+const TOUCH_EVERY_SECS: i64 = 60;
 
 fn session_token(headers: &HeaderMap) -> Option<Zeroizing<Vec<u8>>> {
     // One cookie, one name: splitting the header by hand is all the parsing it needs.
@@ -108,14 +120,21 @@ impl FromRequestParts<AppState> for Authenticated {
             .session(token_hash)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
-        if session.expires_at <= now() {
+        let at = now();
+        let idle = at - session.last_seen.max(session.created_at);
+        if session.expires_at <= at || idle > state.settings.session_idle_secs {
             state.store.delete_session(token_hash).await?;
             return Err(ApiError::unauthenticated());
+        }
+        if idle >= TOUCH_EVERY_SECS {
+            state.store.touch_session(token_hash, at).await?;
         }
         Ok(Authenticated {
             account_id: session.account_id,
             token_hash,
             expires_at: session.expires_at,
+            created_at: session.created_at,
+            session_id: session.session_id,
             ip: client_ip(parts),
         })
     }
@@ -155,12 +174,29 @@ fn session_info(account: &AccountRow, expires_at: i64) -> SessionInfo {
     responses((status = 200, body = LoginStartResponse), (status = 400, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
 pub async fn login_start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginStartRequest>,
-) -> ApiResult<Json<LoginStartResponse>> {
+) -> ApiResult<Response> {
     let username = normalize_username(&req.username)
         .map_err(|m| ApiError::bad_request("invalid_username", m))?;
     let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_slice())
         .map_err(|_| invalid_message())?;
+    if let Err(wait) = throttle::admit_attempt(&state, &username, ip.as_deref(), now()).await? {
+        let account = state.store.account_by_username(&username).await?;
+        state
+            .store
+            .append_event(
+                account_event(
+                    "login_throttled",
+                    account.map(|a| a.account_id),
+                    "denied",
+                    ip,
+                ),
+                false,
+            )
+            .await?;
+        return Ok(wait.into_response());
+    }
     let account = state.store.account_by_username(&username).await?;
     let password_file = match &account {
         Some(a) => Some(
@@ -194,7 +230,8 @@ pub async fn login_start(
     Ok(Json(LoginStartResponse {
         login_id,
         credential_response: B64(started.message.serialize().to_vec()),
-    }))
+    })
+    .into_response())
 }
 
 /// Step 2: check KE3. Only now is a session issued.
@@ -203,8 +240,13 @@ pub async fn login_start(
 pub async fn login_finish(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> ApiResult<Response> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect::<String>());
     let finalization =
         CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_slice())
             .map_err(|_| invalid_message())?;
@@ -234,6 +276,7 @@ pub async fn login_finish(
     {
         return login_failed(&state, Some(account_id), ip).await;
     }
+    throttle::succeeded(&state, &account.username, ip.as_deref()).await?;
     let mut token = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(token.as_mut());
     let created_at = now();
@@ -245,6 +288,10 @@ pub async fn login_finish(
             account_id,
             created_at,
             expires_at,
+            session_id: Uuid::new_v4(),
+            last_seen: created_at,
+            ip: ip.clone(),
+            user_agent,
         })
         .await?;
     state
@@ -332,4 +379,84 @@ pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> ApiRe
         HeaderValue::from_static("ov_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     Ok(resp)
+}
+
+fn session_view(s: &SessionRow, current: &Authenticated) -> SessionView {
+    SessionView {
+        session_id: s.session_id,
+        created_at: s.created_at,
+        last_seen: s.last_seen.max(s.created_at),
+        expires_at: s.expires_at,
+        ip: s.ip.clone(),
+        user_agent: s.user_agent.clone(),
+        current: s.token_hash == current.token_hash,
+    }
+}
+
+/// My active sessions, newest first.
+#[utoipa::path(get, path = "/api/sessions", responses((status = 200, body = SessionList),
+    (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> ApiResult<Json<SessionList>> {
+    let at = now();
+    let mut sessions: Vec<SessionView> = state
+        .store
+        .sessions_of(auth.account_id)
+        .await?
+        .iter()
+        .filter(|s| s.expires_at > at)
+        .map(|s| session_view(s, &auth))
+        .collect();
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Ends one of my sessions.
+#[utoipa::path(delete, path = "/api/sessions/{session_id}", params(("session_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    crate::http::ApiPath(session_id): crate::http::ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let target = state
+        .store
+        .sessions_of(auth.account_id)
+        .await?
+        .into_iter()
+        .find(|s| s.session_id == session_id)
+        .ok_or_else(ApiError::not_found)?;
+    state.store.delete_session(target.token_hash).await?;
+    state
+        .store
+        .append_event(
+            account_event("session_revoked", Some(auth.account_id), "ok", auth.ip),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of mine but this one.
+#[utoipa::path(post, path = "/api/sessions/revoke-others", responses((status = 204),
+    (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
+pub async fn revoke_other_sessions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> ApiResult<StatusCode> {
+    for s in state.store.sessions_of(auth.account_id).await? {
+        if s.token_hash != auth.token_hash {
+            state.store.delete_session(s.token_hash).await?;
+        }
+    }
+    state
+        .store
+        .append_event(
+            account_event("session_revoked", Some(auth.account_id), "ok", auth.ip),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

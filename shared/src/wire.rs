@@ -111,6 +111,41 @@ wire! {
     }
 }
 
+wire! {
+    /// One of my sessions (a logged-in browser).
+    pub struct SessionView {
+        /// Random id of the session (not its token).
+        pub session_id: Uuid,
+        pub created_at: UnixTime,
+        pub last_seen: UnixTime,
+        pub expires_at: UnixTime,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
+        /// The session this request came with.
+        pub current: bool,
+    }
+}
+wire! {
+    pub struct SessionList {
+        pub sessions: Vec<SessionView>,
+    }
+}
+wire! {
+    /// Step 1 of a password change: a new OPAQUE registration for the same account. Allowed only
+    /// within 10 minutes of logging in (the caller has just proven the current password).
+    pub struct PasswordChangeStart {
+        pub registration_request: B64,
+    }
+}
+wire! {
+    /// Step 2: the new password file and the same private keys sealed under the new export key.
+    /// Committed in one step; every other session is revoked.
+    pub struct PasswordChangeFinish {
+        pub registration_upload: B64,
+        pub sealed_key_bundle: SealedBlob,
+    }
+}
+
 // ---- clinics and members --------------------------------------------------------------------
 
 /// A member's role in a clinic. Only `owner` exists in practice until the team issue lands.

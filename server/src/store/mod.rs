@@ -72,6 +72,25 @@ pub struct SessionRow {
     pub account_id: Uuid,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// Random id shown in session lists (never the token).
+    #[serde(default)]
+    pub session_id: Uuid,
+    #[serde(default)]
+    pub last_seen: UnixTime,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// Failed or unfinished login attempts for one username or one client address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleRow {
+    /// Attempts since the last success.
+    pub attempts: u32,
+    pub last_attempt: UnixTime,
+    /// No new attempt is accepted before this time.
+    pub locked_until: UnixTime,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -308,6 +327,29 @@ pub trait Store: Send + Sync + 'static {
         removed: Vec<Uuid>,
         wraps: Vec<WrappedKey>,
     ) -> StoreResult<()>;
+
+    /// Every session of an account.
+    async fn sessions_of(&self, account_id: Uuid) -> StoreResult<Vec<SessionRow>>;
+    /// Records that a session was used at `at` (not flushed: last-seen is advisory).
+    async fn touch_session(&self, token_hash: [u8; 32], at: UnixTime) -> StoreResult<()>;
+    /// Replaces an account's OPAQUE password file and sealed key bundle and deletes every
+    /// session of it except `keep`, atomically; returns how many sessions were revoked.
+    async fn change_password(
+        &self,
+        account_id: Uuid,
+        password_file: Vec<u8>,
+        sealed_key_bundle: SealedBlob,
+        keep: [u8; 32],
+    ) -> StoreResult<usize>;
+
+    /// Login throttling state for a key (`user:<name>` or `ip:<address>`).
+    async fn throttle(&self, key: &str) -> StoreResult<Option<ThrottleRow>>;
+    /// Updates a throttle row with `f` atomically and returns the new row.
+    async fn update_throttle(
+        &self,
+        key: &str,
+        f: Box<dyn Fn(Option<ThrottleRow>) -> Option<ThrottleRow> + Send + Sync>,
+    ) -> StoreResult<Option<ThrottleRow>>;
 
     /// Deletes every session of an account; returns how many.
     async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize>;

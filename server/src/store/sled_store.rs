@@ -19,6 +19,7 @@
 //! | `roster_heads` | clinic id | seq ‖ hash ‖ key epoch |
 //! | `invitations` | clinic id ‖ invitation id | `InvitationRow` (JSON) |
 //! | `charts` | clinic id ‖ chart id | `ChartRow` (JSON): restricted charts |
+//! | `throttle` | `user:<name>` or `ip:<address>` | `ThrottleRow` (JSON): login backoff |
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last event seq |
 //!
@@ -64,6 +65,7 @@ struct Inner {
     invitations: Tree,
     account_sessions: Tree,
     charts: Tree,
+    throttle: Tree,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -404,6 +406,7 @@ impl SledStore {
             invitations: t("invitations")?,
             account_sessions: t("account_sessions")?,
             charts: t("charts")?,
+            throttle: t("throttle")?,
             db,
         };
         Ok(SledStore {
@@ -581,6 +584,110 @@ impl Store for SledStore {
                     .remove(key2(&row.account_id, &token_hash))?;
             }
             s.durable()
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, account_id: Uuid) -> StoreResult<Vec<SessionRow>> {
+        self.run(move |s| {
+            let mut out = Vec::new();
+            for kv in s.account_sessions.scan_prefix(account_id.as_bytes()) {
+                let (k, _) = kv?;
+                if let Some(v) = s.sessions.get(&k[16..])? {
+                    out.push(from_json("sessions", &v)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, token_hash: [u8; 32], at: UnixTime) -> StoreResult<()> {
+        self.run(move |s| {
+            // A lost update here only makes "last seen" a little older; no transaction needed.
+            if let Some(v) = s.sessions.get(token_hash)? {
+                let mut row: SessionRow = from_json("sessions", &v)?;
+                row.last_seen = at;
+                s.sessions.insert(token_hash, to_json(&row))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        account_id: Uuid,
+        password_file: Vec<u8>,
+        sealed_key_bundle: SealedBlob,
+        keep: [u8; 32],
+    ) -> StoreResult<usize> {
+        self.run(move |s| {
+            // The sessions to revoke are read first; a session created meanwhile would need a
+            // login with the old password, which the new password file already refuses.
+            let others: Vec<Vec<u8>> = s
+                .account_sessions
+                .scan_prefix(account_id.as_bytes())
+                .map(|kv| kv.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            let trees = (&s.accounts, &s.sessions, &s.account_sessions);
+            let r = trees.transaction(|(accounts, sessions, index)| {
+                let mut a: AccountRow = match accounts.get(account_id.as_bytes())? {
+                    Some(v) => {
+                        from_json("accounts", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such account".into())),
+                };
+                a.password_file = password_file.clone();
+                a.sealed_key_bundle = sealed_key_bundle.clone();
+                accounts.insert(account_id.as_bytes(), to_json(&a))?;
+                let mut revoked = 0;
+                for k in &others {
+                    if k[16..] == keep[..] {
+                        continue;
+                    }
+                    if sessions.remove(&k[16..])?.is_some() {
+                        revoked += 1;
+                    }
+                    index.remove(k.as_slice())?;
+                }
+                Ok(revoked)
+            });
+            let revoked = tx_result(r)?;
+            s.durable()?;
+            Ok(revoked)
+        })
+        .await
+    }
+
+    async fn throttle(&self, key: &str) -> StoreResult<Option<ThrottleRow>> {
+        let key = key.to_string();
+        self.run(move |s| s.get_json(&s.throttle, "throttle", key.as_bytes()))
+            .await
+    }
+
+    async fn update_throttle(
+        &self,
+        key: &str,
+        f: Box<dyn Fn(Option<ThrottleRow>) -> Option<ThrottleRow> + Send + Sync>,
+    ) -> StoreResult<Option<ThrottleRow>> {
+        let key = key.to_string();
+        self.run(move |s| {
+            let r = s.throttle.transaction(|t| {
+                let current = match t.get(key.as_bytes())? {
+                    Some(v) => Some(
+                        from_json("throttle", &v).map_err(ConflictableTransactionError::Abort)?,
+                    ),
+                    None => None,
+                };
+                let next = f(current);
+                match &next {
+                    Some(row) => t.insert(key.as_bytes(), to_json(row))?,
+                    None => t.remove(key.as_bytes())?,
+                };
+                Ok(next)
+            });
+            tx_result(r)
         })
         .await
     }

@@ -636,6 +636,10 @@ pub async fn sessions_of_an_account_are_revoked(store: &dyn Store) {
         account_id,
         created_at: 0,
         expires_at: 2_000_000_000,
+        session_id: Uuid::new_v4(),
+        last_seen: 0,
+        ip: None,
+        user_agent: None,
     };
     let (a1, a2, b) = (mk(account), mk(account), mk(other));
     for s in [&a1, &a2, &b] {
@@ -700,6 +704,10 @@ pub async fn sessions(store: &dyn Store) {
         account_id: Uuid::new_v4(),
         created_at: 1,
         expires_at: 2,
+        session_id: Uuid::new_v4(),
+        last_seen: 0,
+        ip: None,
+        user_agent: None,
     };
     store.put_session(s.clone()).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), Some(s.clone()));
@@ -743,6 +751,10 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         account_id: Uuid::new_v4(),
         created_at: 0,
         expires_at,
+        session_id: Uuid::new_v4(),
+        last_seen: 0,
+        ip: None,
+        user_agent: None,
     };
     let (old_a, live_a) = (attempt(now - 1), attempt(now + 60));
     let (old_s, live_s) = (session(now), session(now + 3600));
