@@ -21,12 +21,12 @@ pub const ADDRESS_FREE_ATTEMPTS: u32 = 50;
 pub const MAX_BACKOFF_SECS: i64 = 15 * 60;
 
 /// The row after one more attempt at `now`: past `free` attempts, a wait of
-/// 2^(attempts - free - 1) seconds, capped.
+/// 2^(attempts - free) seconds (2, 4, 8, …; at least 2 because times are whole seconds), capped.
 pub fn after_attempt(row: Option<ThrottleRow>, now: UnixTime, free: u32) -> ThrottleRow {
     let attempts = row.map(|r| r.attempts).unwrap_or(0).saturating_add(1);
     let locked_until = if attempts > free {
         let exp = (attempts - free - 1).min(20);
-        now + (1i64 << exp).min(MAX_BACKOFF_SECS)
+        now + (2i64 << exp).min(MAX_BACKOFF_SECS)
     } else {
         0
     };
@@ -128,7 +128,7 @@ mod tests {
             row = Some(r);
         }
         assert_eq!(&waits[..5], &[0, 0, 0, 0, 0]);
-        assert_eq!(&waits[5..10], &[1, 2, 4, 8, 16]);
+        assert_eq!(&waits[5..10], &[2, 4, 8, 16, 32]);
         assert_eq!(*waits.last().unwrap(), MAX_BACKOFF_SECS);
         assert!(waits.windows(2).all(|w| w[0] <= w[1]));
     }
