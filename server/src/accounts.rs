@@ -110,6 +110,7 @@ pub async fn register_finish(
         sealed_key_bundle: req.sealed_key_bundle,
         created_at: now(),
         last_login_at: None,
+        totp: None,
     };
     match state.store.create_account(account).await {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),

@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod invitations;
 pub mod members;
+pub mod mfa;
 pub mod openapi;
 pub mod records;
 pub mod session;
@@ -119,6 +120,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(members::router())
         .merge(invitations::router())
         .merge(charts::router())
+        .merge(mfa::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))

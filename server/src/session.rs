@@ -17,8 +17,8 @@ use opaque_ke::{
 };
 use optovault_shared::opaque::{Identifiers, Suite, SERVER_IDENTITY};
 use optovault_shared::wire::{
-    LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, SessionInfo,
-    SessionList, SessionView,
+    LoginAbortRequest, LoginFinishRequest, LoginStartRequest, LoginStartResponse, MfaRequired,
+    SessionInfo, SessionList, SessionView,
 };
 use optovault_shared::{normalize_username, B64};
 use rand_core::{OsRng, RngCore};
@@ -225,6 +225,8 @@ pub async fn login_start(
             account_id: account.map(|a| a.account_id),
             state: started.state.serialize().to_vec(),
             expires_at: now() + LOGIN_ATTEMPT_TTL_SECS,
+            awaiting_mfa: false,
+            mfa_failures: 0,
         })
         .await?;
     Ok(Json(LoginStartResponse {
@@ -243,10 +245,6 @@ pub async fn login_finish(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> ApiResult<Response> {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect::<String>());
     let finalization =
         CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_slice())
             .map_err(|_| invalid_message())?;
@@ -254,7 +252,7 @@ pub async fn login_finish(
         .store
         .take_login_attempt(req.login_id)
         .await?
-        .filter(|a| a.expires_at > now())
+        .filter(|a| a.expires_at > now() && !a.awaiting_mfa)
         .ok_or_else(ApiError::login_failed)?;
     let Some(account_id) = attempt.account_id else {
         return login_failed(&state, None, ip).await;
@@ -276,7 +274,49 @@ pub async fn login_finish(
     {
         return login_failed(&state, Some(account_id), ip).await;
     }
-    throttle::succeeded(&state, &account.username, ip.as_deref()).await?;
+    if account.totp.as_ref().is_some_and(|t| t.confirmed) {
+        // The password was right; the session waits for the second factor. The login backoff is
+        // not cleared yet, so knowing the password does not buy unlimited code guesses.
+        let mfa_token = Uuid::new_v4();
+        state
+            .store
+            .put_login_attempt(LoginAttempt {
+                login_id: mfa_token,
+                account_id: Some(account_id),
+                state: vec![],
+                expires_at: now() + MFA_STEP_TTL_SECS,
+                awaiting_mfa: true,
+                mfa_failures: 0,
+            })
+            .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(MfaRequired {
+                mfa_token,
+                methods: vec!["totp".into()],
+            }),
+        )
+            .into_response());
+    }
+    issue_session(&state, &account, ip, &headers).await
+}
+
+/// How long the second step of a login may take.
+pub const MFA_STEP_TTL_SECS: i64 = 300;
+
+/// Creates a session for a fully authenticated account: clears its login backoff, stores the
+/// hashed token, logs `login_ok`, and answers with the session info and the cookie.
+pub async fn issue_session(
+    state: &AppState,
+    account: &AccountRow,
+    ip: Option<String>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect::<String>());
+    throttle::succeeded(state, &account.username, ip.as_deref()).await?;
     let mut token = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(token.as_mut());
     let created_at = now();
@@ -285,7 +325,7 @@ pub async fn login_finish(
         .store
         .put_session(SessionRow {
             token_hash: hash_token(token.as_ref()),
-            account_id,
+            account_id: account.account_id,
             created_at,
             expires_at,
             session_id: Uuid::new_v4(),
@@ -296,7 +336,10 @@ pub async fn login_finish(
         .await?;
     state
         .store
-        .append_event(account_event("login_ok", Some(account_id), "ok", ip), true)
+        .append_event(
+            account_event("login_ok", Some(account.account_id), "ok", ip),
+            true,
+        )
         .await?;
     let cookie = format!(
         "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
@@ -308,7 +351,7 @@ pub async fn login_finish(
             ""
         }
     );
-    let mut resp = Json(session_info(&account, expires_at)).into_response();
+    let mut resp = Json(session_info(account, expires_at)).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie is ASCII"),

@@ -112,6 +112,56 @@ wire! {
 }
 
 wire! {
+    /// Answer (HTTP 202) of a login whose password was right but whose account has a second
+    /// factor: no session yet. Send a code with the token to `/api/session/mfa` within 5 minutes.
+    pub struct MfaRequired {
+        pub mfa_token: Uuid,
+        /// e.g. `["totp"]`.
+        pub methods: Vec<String>,
+    }
+}
+wire! {
+    /// The second step of a login with a second factor: a TOTP code or a recovery code.
+    pub struct MfaVerifyRequest {
+        pub mfa_token: Uuid,
+        pub code: Option<String>,
+        pub recovery_code: Option<String>,
+    }
+}
+wire! {
+    /// A new TOTP secret to put in an authenticator app (not active until confirmed).
+    pub struct TotpEnrollment {
+        pub secret_base32: String,
+        /// `otpauth://totp/…` for the QR code.
+        pub otpauth_uri: String,
+    }
+}
+wire! {
+    pub struct TotpCode {
+        pub code: String,
+    }
+}
+wire! {
+    /// Shown once, when TOTP is confirmed: each code works once instead of a TOTP code.
+    pub struct RecoveryCodes {
+        pub codes: Vec<String>,
+    }
+}
+wire! {
+    pub struct MfaStatus {
+        pub totp_enabled: bool,
+        pub recovery_codes_left: u32,
+    }
+}
+wire! {
+    /// Turning TOTP off needs a current code or a recovery code.
+    pub struct TotpDisableRequest {
+        pub code: Option<String>,
+        pub recovery_code: Option<String>,
+    }
+}
+
+wire! {
     /// One of my sessions (a logged-in browser).
     pub struct SessionView {
         /// Random id of the session (not its token).

@@ -734,6 +734,17 @@ impl Client {
     /// Full login. On a client-side OPAQUE failure it reports the failure with login/abort (as
     /// the browser client does) and returns `LoginError::Crypto`.
     pub fn login(&self, username: &str, password: &str) -> Result<Session, LoginError> {
+        let (raw, export, username) = self.login_password_step(username, password)?;
+        self.session_from(raw, &export, &username)
+    }
+
+    /// The OPAQUE part of a login: returns the raw login/finish answer (200 with a session, or
+    /// 202 asking for a second factor), the export key and the normalised username.
+    pub fn login_password_step(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(Raw, crypto::ExportKey, String), LoginError> {
         let username = shared::normalize_username(username).unwrap_or_else(|_| username.into());
         let (state, start) = self.login_start(&username, password)?;
         let (fin, export) = match crypto::login_finish(
@@ -761,6 +772,33 @@ impl Client {
                 credential_finalization: B64(fin),
             },
         );
+        Ok((raw, export, username))
+    }
+
+    /// The second step of a login with a second factor.
+    pub fn mfa_step(
+        &self,
+        mfa_token: Uuid,
+        code: Option<&str>,
+        recovery_code: Option<&str>,
+    ) -> Raw {
+        self.post(
+            "/api/session/mfa",
+            &MfaVerifyRequest {
+                mfa_token,
+                code: code.map(str::to_string),
+                recovery_code: recovery_code.map(str::to_string),
+            },
+        )
+    }
+
+    /// Turns an answer carrying a session (login/finish or the MFA step) into a `Session`.
+    pub fn session_from(
+        &self,
+        raw: Raw,
+        export: &[u8],
+        username: &str,
+    ) -> Result<Session, LoginError> {
         let set_cookie = raw
             .set_cookies
             .iter()
@@ -768,16 +806,12 @@ impl Client {
             .cloned()
             .unwrap_or_default();
         let info: SessionInfo = Self::typed(raw)?;
-        let keys = crypto::open_key_bundle(
-            &info.sealed_key_bundle,
-            &export,
-            &username,
-            &info.public_keys,
-        )
-        .map_err(LoginError::Crypto)?;
+        let keys =
+            crypto::open_key_bundle(&info.sealed_key_bundle, export, username, &info.public_keys)
+                .map_err(LoginError::Crypto)?;
         Ok(Session {
             account_id: info.account_id,
-            username,
+            username: username.to_string(),
             keys,
             info,
             set_cookie,

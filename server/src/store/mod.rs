@@ -53,6 +53,9 @@ pub struct AccountRow {
     /// When the account last logged in (shown to clinic owners as last activity).
     #[serde(default)]
     pub last_login_at: Option<UnixTime>,
+    /// The TOTP second factor, if enrolled (server-side, like every TOTP verifier).
+    #[serde(default)]
+    pub totp: Option<TotpState>,
 }
 
 /// The server's half of an OPAQUE login between its two requests.
@@ -63,6 +66,25 @@ pub struct LoginAttempt {
     pub account_id: Option<Uuid>,
     pub state: Vec<u8>,
     pub expires_at: UnixTime,
+    /// What the attempt waits for: the OPAQUE finish (false) or, after a good password, the
+    /// second factor (true; `state` is then empty).
+    #[serde(default)]
+    pub awaiting_mfa: bool,
+    /// Wrong second-factor codes tried on this attempt.
+    #[serde(default)]
+    pub mfa_failures: u32,
+}
+
+/// A confirmed or pending TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TotpState {
+    pub secret: Vec<u8>,
+    /// False until the user proved the authenticator app has it, by entering a code.
+    pub confirmed: bool,
+    /// Highest time step accepted so far: a code is never accepted twice.
+    pub last_step: u64,
+    /// SHA-256 of each unused recovery code.
+    pub recovery_hashes: Vec<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -234,6 +256,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_account(&self, account: AccountRow) -> StoreResult<()>;
     async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>>;
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<AccountRow>>;
+
+    /// Changes an account atomically with `f`, which may refuse (its error is returned and
+    /// nothing is written); returns the new row.
+    async fn update_account(
+        &self,
+        account_id: Uuid,
+        f: Box<dyn for<'r> Fn(&'r mut AccountRow) -> StoreResult<()> + Send + Sync>,
+    ) -> StoreResult<AccountRow>;
 
     async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()>;
     /// Removes and returns the attempt (each is usable once).

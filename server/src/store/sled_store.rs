@@ -508,6 +508,30 @@ impl Store for SledStore {
         .await
     }
 
+    async fn update_account(
+        &self,
+        account_id: Uuid,
+        f: Box<dyn for<'r> Fn(&'r mut AccountRow) -> StoreResult<()> + Send + Sync>,
+    ) -> StoreResult<AccountRow> {
+        self.run(move |s| {
+            let r = s.accounts.transaction(|t| {
+                let mut a: AccountRow = match t.get(account_id.as_bytes())? {
+                    Some(v) => {
+                        from_json("accounts", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such account".into())),
+                };
+                f(&mut a).map_err(ConflictableTransactionError::Abort)?;
+                t.insert(account_id.as_bytes(), to_json(&a))?;
+                Ok(a)
+            });
+            let a = tx_result(r)?;
+            s.durable()?;
+            Ok(a)
+        })
+        .await
+    }
+
     async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()> {
         self.run(move |s| {
             s.login_attempts

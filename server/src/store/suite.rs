@@ -28,6 +28,7 @@ fn account(username: &str) -> AccountRow {
         },
         created_at: 1_700_000_000,
         last_login_at: None,
+        totp: None,
     }
 }
 
@@ -685,6 +686,8 @@ pub async fn login_attempts_are_single_use(store: &dyn Store) {
         account_id: Some(Uuid::new_v4()),
         state: vec![5; 40],
         expires_at: 2_000_000_000,
+        awaiting_mfa: false,
+        mfa_failures: 0,
     };
     store.put_login_attempt(at.clone()).await.unwrap();
     assert_eq!(
@@ -741,6 +744,8 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         account_id: None,
         state: vec![1],
         expires_at,
+        awaiting_mfa: false,
+        mfa_failures: 0,
     };
     let session = |expires_at| SessionRow {
         token_hash: *Uuid::new_v4()
