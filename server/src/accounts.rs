@@ -111,6 +111,8 @@ pub async fn register_finish(
         created_at: now(),
         last_login_at: None,
         totp: None,
+        password_set_at: now(),
+        must_change_password: false,
     };
     match state.store.create_account(account).await {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),
@@ -197,6 +199,18 @@ pub async fn password_finish(
         )
         .await?;
     tracing::info!(sessions_revoked = revoked, "password changed");
+    let at = now();
+    state
+        .store
+        .update_account(
+            auth.account_id,
+            Box::new(move |a| {
+                a.password_set_at = at;
+                a.must_change_password = false;
+                Ok(())
+            }),
+        )
+        .await?;
     state
         .store
         .append_event(

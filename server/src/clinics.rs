@@ -31,7 +31,10 @@ pub async fn require_member(
     clinic_id: Uuid,
 ) -> ApiResult<MemberRow> {
     match state.store.member(clinic_id, auth.account_id).await? {
-        Some(m) => Ok(m),
+        Some(m) => {
+            crate::policy::enforce(state, auth, clinic_id).await?;
+            Ok(m)
+        }
         None => {
             let mut e = account_event(
                 "access_denied",
@@ -195,6 +198,7 @@ pub async fn create(
         created_at: at,
         created_by: auth.account_id,
         profile: serde_json::to_vec(&req.profile).expect("envelope serialises"),
+        policy: Default::default(),
     };
     let owner = MemberRow {
         clinic_id: req.clinic_id,

@@ -16,6 +16,7 @@ pub mod invitations;
 pub mod members;
 pub mod mfa;
 pub mod openapi;
+pub mod policy;
 pub mod records;
 pub mod session;
 pub mod store;
@@ -121,6 +122,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(invitations::router())
         .merge(charts::router())
         .merge(mfa::router())
+        .merge(policy::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))

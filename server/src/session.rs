@@ -85,6 +85,8 @@ pub struct Authenticated {
     pub token_hash: [u8; 32],
     pub expires_at: i64,
     pub created_at: i64,
+    /// When the session was last used before this request.
+    pub last_seen: i64,
     pub session_id: Uuid,
     pub ip: Option<String>,
 }
@@ -134,6 +136,7 @@ impl FromRequestParts<AppState> for Authenticated {
             token_hash,
             expires_at: session.expires_at,
             created_at: session.created_at,
+            last_seen: session.last_seen.max(session.created_at),
             session_id: session.session_id,
             ip: client_ip(parts),
         })

@@ -278,6 +278,56 @@ wire! {
     }
 }
 
+// ---- clinic security policy --------------------------------------------------------------------
+
+wire! {
+    /// Set by the owner; enforced by the server on every request into the clinic.
+    pub struct ClinicPolicy {
+        /// Every member must have a second factor to open the clinic.
+        pub require_mfa: bool,
+        /// A session unused this long cannot open the clinic (5 to 480).
+        pub idle_minutes: u32,
+        /// A session older than this cannot open the clinic (1 to 24).
+        pub session_hours: u32,
+        /// NIST SP 800-63B advises against periodic password changes (they lead to weaker,
+        /// predictable passwords) and for a forced change on evidence of compromise, which the
+        /// owner can require per member. Owners who must can still set a maximum age (30 to 730).
+        pub max_password_age_days: Option<u32>,
+    }
+}
+
+impl Default for ClinicPolicy {
+    fn default() -> Self {
+        ClinicPolicy {
+            require_mfa: false,
+            idle_minutes: 15,
+            session_hours: 12,
+            max_password_age_days: None,
+        }
+    }
+}
+
+wire! {
+    pub struct MemberRef {
+        pub account_id: Uuid,
+        pub username: String,
+    }
+}
+wire! {
+    /// The owner's security checklist of a clinic.
+    pub struct SecurityChecklist {
+        pub members_without_mfa: Vec<MemberRef>,
+        /// Members who have not logged in for 90 days (or never).
+        pub members_inactive_90_days: Vec<MemberRef>,
+        pub members_who_must_change_password: Vec<MemberRef>,
+        pub pending_invitations: u32,
+        pub owner_count: u32,
+        /// Unix time of the last verified backup; none until backups exist.
+        pub last_verified_backup: Option<UnixTime>,
+        pub policy: ClinicPolicy,
+    }
+}
+
 // ---- roster, invitations and members ----------------------------------------------------------
 
 wire! {

@@ -184,3 +184,28 @@ export async function openPatient(page, text) {
   await page.waitForSelector('#given_name');
   await page.waitForFunction(() => document.querySelector('#given_name')?.value !== '');
 }
+
+/**
+ * Submits the login form already on screen and waits for its outcome: resolves with the text of a
+ * new `#login-error`, or with null once the clinics page shows (logged in).
+ */
+export async function attemptLogin(page, username, password) {
+  // Mark the error of the previous attempt, so only a new one counts.
+  await page.evaluate(() => document.querySelector('#login-error')?.setAttribute('data-seen', ''));
+  await submitLogin(page, username, password);
+  await page.waitForFunction(() => location.pathname === '/clinics'
+    || document.querySelector('#login-error:not([data-seen])') !== null, null, { timeout: 60000 });
+  if (new URL(page.url()).pathname === '/clinics') return null;
+  return (await page.innerText('#login-error:not([data-seen])')).trim();
+}
+
+/** In-app navigation (no reload: memory, and so the keys or their absence, stays as it is). */
+export async function navigateInApp(page, path) {
+  await page.evaluate((p) => {
+    history.pushState(null, '', p);
+    dispatchEvent(new PopStateEvent('popstate', { state: null }));
+  }, path);
+  await page.waitForURL((u) => u.pathname === path.split(/[?#]/)[0]);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

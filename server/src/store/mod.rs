@@ -16,8 +16,8 @@ pub mod suite;
 use async_trait::async_trait;
 use optovault_shared::roster::SignedRosterEntry;
 use optovault_shared::wire::{
-    Acceptance, AccessEvent, InvitationStatus, PublicKeys, Role, SealedBlob, SealedSecret,
-    WrappedKey,
+    Acceptance, AccessEvent, ClinicPolicy, InvitationStatus, PublicKeys, Role, SealedBlob,
+    SealedSecret, WrappedKey,
 };
 use optovault_shared::{Compartment, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,12 @@ pub struct AccountRow {
     /// The TOTP second factor, if enrolled (server-side, like every TOTP verifier).
     #[serde(default)]
     pub totp: Option<TotpState>,
+    /// When the password was last set (registration or change).
+    #[serde(default)]
+    pub password_set_at: UnixTime,
+    /// Set by a clinic owner on evidence of compromise; cleared by a password change.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 /// The server's half of an OPAQUE login between its two requests.
@@ -122,6 +128,8 @@ pub struct ClinicRow {
     pub created_by: Uuid,
     /// The clinic profile envelope (its name, sealed), as canonical JSON.
     pub profile: Vec<u8>,
+    #[serde(default)]
+    pub policy: ClinicPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -384,6 +392,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every session of an account; returns how many.
     async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize>;
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>>;
+    async fn set_clinic_policy(&self, clinic_id: Uuid, policy: ClinicPolicy) -> StoreResult<()>;
     async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>>;
     /// The clinics an account belongs to, with its membership in each.
     async fn clinics_of(&self, account_id: Uuid) -> StoreResult<Vec<(ClinicRow, MemberRow)>>;

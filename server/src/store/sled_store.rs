@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use optovault_shared::wire::AccessEvent;
+use optovault_shared::wire::{AccessEvent, ClinicPolicy};
 use optovault_shared::{Compartment, UnixTime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -773,6 +773,25 @@ impl Store for SledStore {
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>> {
         self.run(move |s| s.get_json(&s.clinics, "clinics", clinic_id.as_bytes()))
             .await
+    }
+
+    async fn set_clinic_policy(&self, clinic_id: Uuid, policy: ClinicPolicy) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = s.clinics.transaction(|t| {
+                let mut c: ClinicRow = match t.get(clinic_id.as_bytes())? {
+                    Some(v) => {
+                        from_json("clinics", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => return abort(StoreError::Conflict("no such clinic".into())),
+                };
+                c.policy = policy.clone();
+                t.insert(clinic_id.as_bytes(), to_json(&c))?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
     }
 
     async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>> {

@@ -29,6 +29,8 @@ fn account(username: &str) -> AccountRow {
         created_at: 1_700_000_000,
         last_login_at: None,
         totp: None,
+        password_set_at: 1_700_000_000,
+        must_change_password: false,
     }
 }
 
@@ -110,6 +112,7 @@ async fn new_clinic(store: &dyn Store) -> (Uuid, Uuid) {
                 created_at: 1,
                 created_by: owner.account_id,
                 profile: b"profile".to_vec(),
+                policy: Default::default(),
             },
             member(clinic_id, owner.account_id, Role::Owner, vec![]),
             roster_row(1, 1),
@@ -801,6 +804,7 @@ pub async fn clinics_and_members(store: &dyn Store) {
                 created_at: 2,
                 created_by: intruder,
                 profile: b"other".to_vec(),
+                policy: Default::default(),
             },
             member(clinic_id, intruder, Role::Owner, vec![]),
             roster_row(1, 1),
