@@ -7,9 +7,10 @@ use optovault_shared::wire::{
     AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, BatchWriteResponse,
     CareTeamRequest, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
     CreateInvitationRequest, InvitationInfo, InvitationList, InvitationView, LoginAbortRequest,
-    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView, RecordWrite,
-    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, RestrictChartRequest,
-    RestrictedChart, RestrictedChartList, RosterPage, RotationRequest, SessionInfo, StoredRecord,
+    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView,
+    PasswordChangeFinish, PasswordChangeStart, RecordWrite, RegisterFinishRequest,
+    RegisterStartRequest, RegisterStartResponse, RestrictChartRequest, RestrictedChart,
+    RestrictedChartList, RosterPage, RotationRequest, SessionInfo, SessionList, StoredRecord,
     WriteResult,
 };
 use serde::de::DeserializeOwned;
@@ -130,6 +131,36 @@ pub async fn logout() -> ApiResult<()> {
         .map(|_| ())
 }
 
+// ---- account security: sessions, password change ------------------------------------------
+
+/// My active sessions, newest first (the one of this browser marked `current`).
+pub async fn sessions() -> ApiResult<SessionList> {
+    get("/api/sessions").await
+}
+
+pub async fn revoke_session(session_id: Uuid) -> ApiResult<()> {
+    send(Request::delete(&format!("/api/sessions/{session_id}")).build())
+        .await
+        .map(|_| ())
+}
+
+/// Ends every session of mine but this browser's.
+pub async fn revoke_other_sessions() -> ApiResult<()> {
+    send(Request::post("/api/sessions/revoke-others").build())
+        .await
+        .map(|_| ())
+}
+
+/// Step 1 of a password change (403 `reauthentication_required` unless I logged in recently).
+pub async fn password_start(body: &PasswordChangeStart) -> ApiResult<RegisterStartResponse> {
+    post("/api/account/password/start", body).await
+}
+
+/// Step 2: the new password file and my key bundle sealed under the new export key.
+pub async fn password_finish(body: &PasswordChangeFinish) -> ApiResult<()> {
+    post_no_content("/api/account/password/finish", body).await
+}
+
 // ---- clinics and records --------------------------------------------------------------------
 
 pub async fn list_clinics() -> ApiResult<ClinicList> {
@@ -203,6 +234,18 @@ pub async fn members(clinic_id: Uuid) -> ApiResult<MemberList> {
 
 pub async fn add_member(clinic_id: Uuid, body: &AddMemberRequest) -> ApiResult<MemberView> {
     post(&format!("/api/clinics/{clinic_id}/members"), body).await
+}
+
+/// The owner ends every session of a member.
+pub async fn revoke_member_sessions(clinic_id: Uuid, account_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/members/{account_id}/revoke-sessions");
+    send(Request::post(&url).build()).await.map(|_| ())
+}
+
+/// The owner clears a member's login backoff.
+pub async fn unlock_member(clinic_id: Uuid, account_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/members/{account_id}/unlock");
+    send(Request::post(&url).build()).await.map(|_| ())
 }
 
 pub async fn rotate(clinic_id: Uuid, body: &RotationRequest) -> ApiResult<RosterPage> {

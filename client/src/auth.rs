@@ -6,7 +6,8 @@ use optovault_shared::crypto::{
     seal_key_bundle, CryptoError, UserKeys,
 };
 use optovault_shared::wire::{
-    LoginFinishRequest, LoginStartRequest, RegisterFinishRequest, RegisterStartRequest,
+    LoginFinishRequest, LoginStartRequest, PasswordChangeFinish, PasswordChangeStart,
+    RegisterFinishRequest, RegisterStartRequest,
 };
 use optovault_shared::B64;
 
@@ -21,6 +22,9 @@ pub const WRONG_CREDENTIALS: &str = "Wrong username or password.";
 pub enum AuthError {
     /// Wrong password, unknown user, or a server answer not for this password.
     WrongCredentials,
+    /// Too many attempts for this username (or from this address): the server's message says how
+    /// long to wait.
+    TooManyAttempts(String),
     /// The server refused or could not be reached.
     Api(ApiError),
     /// Something local went wrong (a malformed protocol message, a key bundle that does not open).
@@ -31,6 +35,7 @@ impl std::fmt::Display for AuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AuthError::WrongCredentials => f.write_str(WRONG_CREDENTIALS),
+            AuthError::TooManyAttempts(m) => f.write_str(m),
             AuthError::Api(e) => write!(f, "{e}"),
             AuthError::Local(m) => f.write_str(m),
         }
@@ -80,6 +85,15 @@ pub async fn register(username: &str, password: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// The server's "Try again in N seconds." message, or a plain one if it sent none.
+fn too_many_message(e: &ApiError) -> String {
+    if e.message.starts_with("Too many login attempts") {
+        e.message.clone()
+    } else {
+        "Too many login attempts. Wait a little and try again.".into()
+    }
+}
+
 /// Logs in with OPAQUE and opens the key bundle. `username` must already be normalised.
 pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError> {
     let (state, request) = login_start(password).map_err(protocol_error)?;
@@ -90,6 +104,8 @@ pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError
     .await
     .map_err(|e| match e.code.as_str() {
         "invalid_username" | "login_failed" => AuthError::WrongCredentials,
+        // Nothing was started on the server, so there is no login to abort.
+        "too_many_attempts" => AuthError::TooManyAttempts(too_many_message(&e)),
         _ => AuthError::Api(e),
     })?;
     let_browser_paint().await;
@@ -156,5 +172,36 @@ pub async fn sign_in(
     let unlocked = login(username, password).await?;
     app.lock();
     app.session.set(Some(std::sync::Arc::new(unlocked)));
+    Ok(())
+}
+
+/// Why a password change did not go through.
+pub const REAUTH_NEEDED: &str = "Log in again, then change your password within 10 minutes.";
+
+/// Changes the password of the logged-in account: a new OPAQUE registration for the same
+/// username, and the same private keys sealed under the new export key. The server replaces both
+/// in one step and ends every other session. `new_password` must already pass the policy.
+pub async fn change_password(me: &Unlocked, new_password: &str) -> Result<(), AuthError> {
+    let (state, request) = registration_start(new_password).map_err(protocol_error)?;
+    let started = api::password_start(&PasswordChangeStart {
+        registration_request: B64(request),
+    })
+    .await?;
+    // Argon2id next: let the spinner paint.
+    let_browser_paint().await;
+    let (upload, export_key) = registration_finish(
+        state,
+        new_password,
+        &me.username,
+        started.registration_response.as_slice(),
+    )
+    .map_err(protocol_error)?;
+    let sealed_key_bundle = seal_key_bundle(&me.keys, &export_key, &me.username);
+    drop(export_key);
+    api::password_finish(&PasswordChangeFinish {
+        registration_upload: B64(upload),
+        sealed_key_bundle,
+    })
+    .await?;
     Ok(())
 }

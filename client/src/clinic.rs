@@ -124,7 +124,9 @@ pub async fn load_clinics(app: AppState, me: &Unlocked) -> Result<(), ApiError> 
     for v in &list.clinics {
         clinics.insert(v.clinic_id, fetch_and_open(app, me, v).await?);
     }
-    app.clinics.set(clinics);
+    if app.is_current(me) {
+        app.clinics.set(clinics);
+    }
     Ok(())
 }
 
@@ -136,7 +138,7 @@ pub async fn refresh_clinic(
 ) -> Result<Arc<Clinic>, ApiError> {
     let view = api::get_clinic(id).await?;
     let clinic = fetch_and_open(app, me, &view).await?;
-    app.put_clinic(clinic.clone());
+    app.put_clinic(me, clinic.clone());
     Ok(clinic)
 }
 

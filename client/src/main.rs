@@ -7,6 +7,7 @@ mod auth;
 mod charts;
 mod clinic;
 mod components;
+mod idle;
 mod pages;
 mod records;
 mod state;
@@ -18,6 +19,8 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use components::lock_screen::LockScreen;
+use pages::account::AccountPage;
 use pages::clinics::ClinicsPage;
 use pages::invite::InvitePage;
 use pages::login::LoginPage;
@@ -30,20 +33,28 @@ use state::AppState;
 
 #[component]
 fn App() -> impl IntoView {
-    provide_context(AppState::new());
+    let app = AppState::new();
+    provide_context(app);
+    idle::watch(app);
+    let unlocked = move || app.locked.with(Option::is_none);
     view! {
         <Router>
-            <Routes fallback=NotFound>
-                <Route path=path!("/") view=LoginPage />
-                <Route path=path!("/login") view=LoginPage />
-                <Route path=path!("/register") view=RegisterPage />
-                <Route path=path!("/clinics") view=ClinicsPage />
-                <Route path=path!("/clinics/:clinic_id/patients") view=PatientsPage />
-                // `new` or a patient's record id.
-                <Route path=path!("/clinics/:clinic_id/patients/:patient_id") view=PatientFormPage />
-                <Route path=path!("/clinics/:clinic_id/members") view=MembersPage />
-                <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
-            </Routes>
+            // After an idle lock no page is mounted (none holds a key); every address shows the
+            // lock screen until the password is entered again.
+            <Show when=unlocked fallback=|| view! { <LockScreen /> }>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=LoginPage />
+                    <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/register") view=RegisterPage />
+                    <Route path=path!("/clinics") view=ClinicsPage />
+                    <Route path=path!("/clinics/:clinic_id/patients") view=PatientsPage />
+                    // `new` or a patient's record id.
+                    <Route path=path!("/clinics/:clinic_id/patients/:patient_id") view=PatientFormPage />
+                    <Route path=path!("/clinics/:clinic_id/members") view=MembersPage />
+                    <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
+                    <Route path=path!("/account") view=AccountPage />
+                </Routes>
+            </Show>
         </Router>
     }
 }

@@ -134,6 +134,17 @@ pub struct AppState {
     pub notice: RwSignal<Option<String>>,
     /// Where to go after logging in or registering (an invitation link, with its fragment).
     pub return_to: StoredValue<Option<String>>,
+    /// Set when the idle lock dropped the keys: who was logged in, and where.
+    pub locked: RwSignal<Option<IdleLocked>>,
+}
+
+/// What the lock screen needs after an idle lock: no key, only who to log in again and where to
+/// go back to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdleLocked {
+    pub username: String,
+    /// The page the user was on (path, query and fragment).
+    pub return_to: String,
 }
 
 impl AppState {
@@ -145,6 +156,7 @@ impl AppState {
             roster_heads: StoredValue::new(HashMap::new()),
             notice: RwSignal::new(None),
             return_to: StoredValue::new(None),
+            locked: RwSignal::new(None),
         }
     }
 
@@ -162,7 +174,20 @@ impl AppState {
         self.clinics.with(|m| m.get(id).cloned())
     }
 
-    pub fn put_clinic(&self, clinic: Arc<Clinic>) {
+    /// Whether `me` is still the unlocked account: a task that started before a logout or an
+    /// idle lock must not put keys back into the app state when it finishes.
+    pub fn is_current(&self, me: &Unlocked) -> bool {
+        self.session.with_untracked(|s| {
+            s.as_ref()
+                .is_some_and(|u| std::ptr::eq(Arc::as_ptr(u), me as *const Unlocked))
+        })
+    }
+
+    /// Keeps a clinic opened by `me` (ignored once `me` has logged out or been locked).
+    pub fn put_clinic(&self, me: &Unlocked, clinic: Arc<Clinic>) {
+        if !self.is_current(me) {
+            return;
+        }
         self.clinics.update(|m| {
             m.insert(clinic.id, clinic);
         });
@@ -197,8 +222,23 @@ impl AppState {
         self.roster_heads.update_value(|m| m.clear());
     }
 
+    /// The idle lock: the same as logout's local part (every key and decrypted record dropped),
+    /// without telling the server; the lock screen asks for the password again.
+    pub fn idle_lock(&self, return_to: String) {
+        let Some(me) = self.session.get_untracked() else {
+            return;
+        };
+        self.locked.set(Some(IdleLocked {
+            username: me.username.clone(),
+            return_to,
+        }));
+        drop(me);
+        self.lock();
+    }
+
     /// Called when the server says the session is gone: lock and explain on the login page.
     pub fn session_ended(&self) {
+        self.locked.set(None);
         self.lock();
         self.notice
             .set(Some("Your session has ended. Please log in again.".into()));

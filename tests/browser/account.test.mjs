@@ -211,16 +211,33 @@ test('left idle, the page drops every key and shows a lock screen; the password 
   const body = await page.locator('body').innerText();
   assert.doesNotMatch(body, /Lindqvist|Quiet Street Eyes/);
   assert.equal(await page.inputValue('#unlock-username'), user.username);
+  await page.screenshot({ path: join(OUTPUT, 'lock-screen.png'), fullPage: true });
   assert.equal(await page.locator('#logout').count(), 0);
 
   // Any page of the clinic now shows the lock screen: the keys are gone, nothing can be opened.
-  for (const path of [`/clinics/${clinicId}/members`, patientsPath, '/clinics', '/account']) {
-    await navigateInApp(page, path);
+  const noData = async (where) => {
     await page.waitForSelector('#lock-screen');
     await sleep(300);
-    assert.equal(await page.locator('#lock-screen').count(), 1, path);
-    assert.equal(await page.locator('tr.patient-row, tr.member-row, a.clinic-item, tr.session-row').count(), 0, path);
-    assert.doesNotMatch(await page.locator('body').innerText(), /Lindqvist|Quiet Street Eyes/, path);
+    assert.equal(await page.locator('#lock-screen').count(), 1, where);
+    assert.equal(await page.locator('tr.patient-row, tr.member-row, a.clinic-item, tr.session-row, #given_name').count(), 0, where);
+    assert.doesNotMatch(await page.locator('body').innerText(), /Lindqvist|Quiet Street Eyes/, where);
+  };
+  // With the browser's Back and Forward buttons: the new-patient form, the clinic list…
+  await page.goBack();
+  await page.waitForURL(/\/patients\/new$/);
+  await noData('back to the patient form');
+  await page.goBack();
+  await page.waitForURL(/\/patients$/);
+  await page.goBack();
+  await page.waitForURL(/\/clinics$/);
+  await noData('back to the clinics');
+  await page.goForward();
+  await page.waitForURL(/\/patients$/);
+  await noData('forward to the patients');
+  // … and to any other address of the app without reloading it.
+  for (const path of [`/clinics/${clinicId}/members`, '/account']) {
+    await navigateInApp(page, path);
+    await noData(path);
   }
 
   // A wrong password does not unlock.
@@ -240,6 +257,15 @@ test('left idle, the page drops every key and shows a lock screen; the password 
   // Unlocking was a new login: one session, the one of before the lock was ended.
   await page.click('#account-link');
   await page.waitForFunction(() => document.querySelectorAll('tr.session-row').length === 1);
+
+  // Locked again, "Log out" on the lock screen ends the server session too.
+  await page.evaluate(() => localStorage.setItem('ov_idle_lock_seconds', '2'));
+  await page.waitForSelector('#lock-screen', { timeout: 15000 });
+  await page.evaluate(() => localStorage.removeItem('ov_idle_lock_seconds'));
+  await page.click('#lock-logout');
+  await page.waitForURL(/\/login$/);
+  await page.waitForSelector('#login-submit');
+  assert.equal(await page.evaluate(async () => (await fetch('/api/session')).status), 401);
   await page.context().close();
 });
 
@@ -265,6 +291,7 @@ test('the owner clears a member\'s login lockout and can sign the member out eve
   assert.equal(await mine.locator('.member-unlock, .member-revoke-sessions').count(), 0);
   assert.equal((await row.locator('.member-revoke-sessions').innerText()).trim(), 'Sign out everywhere');
   assert.equal((await row.locator('.member-unlock').innerText()).trim(), 'Clear login lockout');
+  await ownerPage.screenshot({ path: join(OUTPUT, 'members-security.png'), fullPage: true });
 
   await logout(memberPage);
   const firstWait = await guessUntilLocked(memberPage, member.username, { wrongFirst: 6 });

@@ -5,7 +5,8 @@ use leptos_router::hooks::use_navigate;
 use crate::api;
 use crate::state::use_app;
 
-/// The bar on top of every page that needs keys: who is signed in, and the logout button.
+/// The bar on top of every page that needs keys: who is signed in, their account page, and the
+/// logout button.
 #[component]
 pub fn AppHeader() -> impl IntoView {
     let app = use_app();
@@ -31,6 +32,7 @@ pub fn AppHeader() -> impl IntoView {
             <a class="brand" href="/clinics">"OptoVault"</a>
             <div class="who">
                 <span class="username">{username}</span>
+                <a id="account-link" class="account-link" href="/account">"Account"</a>
                 <button
                     id="logout"
                     type="button"

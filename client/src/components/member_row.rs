@@ -1,6 +1,7 @@
 //! One member on the members page: who they are, their role and key fingerprint, checked against
 //! the signed roster. Owners can change the role or remove the member; both rotate every clinic
-//! key, so each asks for confirmation first.
+//! key, so each asks for confirmation first. Owners can also sign a member out everywhere (a lost
+//! laptop) and clear a member's login lockout.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use optovault_shared::team::fingerprint;
 use optovault_shared::wire::MemberView;
 use uuid::Uuid;
 
+use crate::api;
 use crate::components::spinner::Spinner;
 use crate::pages::report_error;
 use crate::state::{use_app, Unlocked};
@@ -37,6 +39,7 @@ pub fn MemberRow(
 ) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
+    let security_navigate = navigate.clone();
     let m = data.member;
     let member_id = m.account_id;
     let current = m.role;
@@ -47,6 +50,9 @@ pub fn MemberRow(
     let error = RwSignal::new(None::<String>);
     let is_me = member_id == me.account_id;
     let name = m.username.clone();
+    // The last sign-out / unlock that went through, shown in the row.
+    let security_note = RwSignal::new(None::<&'static str>);
+    let security_busy = RwSignal::new(false);
 
     let confirm = move |_| {
         let Some(change) = pending.get_untracked() else {
@@ -125,6 +131,55 @@ pub fn MemberRow(
         }
     });
 
+    // Account security for another member: not a roster change, no key rotation.
+    let security = (data.manageable && !is_me).then(|| {
+        let run = {
+            let navigate = security_navigate;
+            move |unlock: bool| {
+                if security_busy.get_untracked() {
+                    return;
+                }
+                security_busy.set(true);
+                security_note.set(None);
+                error.set(None);
+                let navigate = navigate.clone();
+                spawn_local(async move {
+                    let result = if unlock {
+                        api::unlock_member(clinic_id, member_id).await
+                    } else {
+                        api::revoke_member_sessions(clinic_id, member_id).await
+                    };
+                    match result {
+                        Ok(()) => security_note.set(Some(if unlock {
+                            "Login lockout cleared: they can log in now."
+                        } else {
+                            "Signed out everywhere."
+                        })),
+                        Err(e) => report_error(app, &navigate, error, e),
+                    }
+                    security_busy.set(false);
+                });
+            }
+        };
+        let run = StoredValue::new(run);
+        view! {
+            <div class="member-actions member-security">
+                <button type="button" class="button secondary member-revoke-sessions"
+                    title="End every session of this member (for example a lost laptop)"
+                    disabled=move || security_busy.get() || busy.get()
+                    on:click=move |_| run.with_value(|r| r(false))>
+                    "Sign out everywhere"
+                </button>
+                <button type="button" class="button secondary member-unlock"
+                    title="Let this member log in again at once after too many attempts"
+                    disabled=move || security_busy.get() || busy.get()
+                    on:click=move |_| run.with_value(|r| r(true))>
+                    "Clear login lockout"
+                </button>
+            </div>
+        }
+    });
+
     view! {
         <tr class="member-row" data-id=member_id.to_string() data-role=role_code(current)>
             <td>
@@ -141,6 +196,8 @@ pub fn MemberRow(
             </td>
             <td>
                 {actions}
+                {security}
+                {move || security_note.get().map(|n| view! { <p class="member-note" role="status">{n}</p> })}
                 {last_owner_note}
                 {move || question().map(|q| view! {
                     <div class="confirm" role="alertdialog" aria-label="Confirm">

@@ -5,6 +5,7 @@ pub mod copy_field;
 pub mod field;
 pub mod invitation_row;
 pub mod invite_form;
+pub mod lock_screen;
 pub mod member_row;
 pub mod spinner;
 pub mod strength_meter;

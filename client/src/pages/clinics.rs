@@ -64,9 +64,7 @@ pub fn ClinicsPage() -> impl IntoView {
         spawn_local(async move {
             match create_clinic(app, &me, clinic_name).await {
                 Ok(clinic) => {
-                    app.clinics.update(|m| {
-                        m.insert(clinic.id, clinic);
-                    });
+                    app.put_clinic(&me, clinic);
                     name.set(String::new());
                 }
                 Err(e) => report_error(app, &navigate, create_error, e),

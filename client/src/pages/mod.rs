@@ -1,3 +1,4 @@
+pub mod account;
 pub mod clinics;
 pub mod invite;
 pub mod login;
