@@ -7,11 +7,15 @@ use optovault_shared::wire::{
     AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, BatchWriteResponse,
     CareTeamRequest, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
     CreateInvitationRequest, InvitationInfo, InvitationList, InvitationView, LoginAbortRequest,
-    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView,
-    PasswordChangeFinish, PasswordChangeStart, RecordWrite, RegisterFinishRequest,
-    RegisterStartRequest, RegisterStartResponse, RestrictChartRequest, RestrictedChart,
-    RestrictedChartList, RosterPage, RotationRequest, SessionInfo, SessionList, StoredRecord,
-    WriteResult,
+    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView, MfaRequired,
+    MfaVerifyRequest, PasswordChangeFinish, PasswordChangeStart, RecordWrite,
+    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, RestrictChartRequest,
+    RestrictedChart, RestrictedChartList, RosterPage, RotationRequest, SessionInfo, SessionList,
+    StoredRecord, WriteResult,
+};
+use optovault_shared::wire::{
+    ClinicPolicy, MfaStatus, RecoveryCodes, SecurityChecklist, TotpCode, TotpDisableRequest,
+    TotpEnrollment,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -117,8 +121,26 @@ pub async fn login_start(body: &LoginStartRequest) -> ApiResult<LoginStartRespon
     post("/api/session/login/start", body).await
 }
 
-pub async fn login_finish(body: &LoginFinishRequest) -> ApiResult<SessionInfo> {
-    post("/api/session/login/finish", body).await
+/// What the last step of the password login answers.
+pub enum LoginFinished {
+    /// 200: the session is open.
+    Session(SessionInfo),
+    /// 202: the password was right; a second factor must follow (no session yet).
+    MfaRequired(MfaRequired),
+}
+
+pub async fn login_finish(body: &LoginFinishRequest) -> ApiResult<LoginFinished> {
+    let resp = send(with_body(Request::post("/api/session/login/finish"), body)).await?;
+    if resp.status() == 202 {
+        Ok(LoginFinished::MfaRequired(json(resp).await?))
+    } else {
+        Ok(LoginFinished::Session(json(resp).await?))
+    }
+}
+
+/// The second step of a login with a second factor: 401 `mfa_failed` / `mfa_expired`, 429.
+pub async fn mfa_verify(body: &MfaVerifyRequest) -> ApiResult<SessionInfo> {
+    post("/api/session/mfa", body).await
 }
 
 pub async fn login_abort(login_id: Uuid) -> ApiResult<()> {
@@ -159,6 +181,44 @@ pub async fn password_start(body: &PasswordChangeStart) -> ApiResult<RegisterSta
 /// Step 2: the new password file and my key bundle sealed under the new export key.
 pub async fn password_finish(body: &PasswordChangeFinish) -> ApiResult<()> {
     post_no_content("/api/account/password/finish", body).await
+}
+
+// ---- account security: the second factor ----------------------------------------------------
+
+pub async fn mfa_status() -> ApiResult<MfaStatus> {
+    get("/api/account/mfa").await
+}
+
+/// A new TOTP secret (not active until confirmed); 409 `mfa_already_enabled`.
+pub async fn totp_enroll() -> ApiResult<TotpEnrollment> {
+    json(send(Request::post("/api/account/mfa/totp/enroll").build()).await?).await
+}
+
+/// Turns TOTP on with a first code; the recovery codes come back once.
+pub async fn totp_confirm(body: &TotpCode) -> ApiResult<RecoveryCodes> {
+    post("/api/account/mfa/totp/confirm", body).await
+}
+
+pub async fn totp_disable(body: &TotpDisableRequest) -> ApiResult<()> {
+    post_no_content("/api/account/mfa/totp/disable", body).await
+}
+
+// ---- clinic security policy ---------------------------------------------------------------
+
+/// The owner sets the policy: 409 `enroll_mfa_first`, 400 `invalid_policy`.
+pub async fn set_clinic_policy(clinic_id: Uuid, body: &ClinicPolicy) -> ApiResult<ClinicPolicy> {
+    let url = format!("/api/clinics/{clinic_id}/policy");
+    json(send(with_body(Request::put(&url), body)).await?).await
+}
+
+pub async fn security_checklist(clinic_id: Uuid) -> ApiResult<SecurityChecklist> {
+    get(&format!("/api/clinics/{clinic_id}/security-checklist")).await
+}
+
+/// The owner forces a member to change the password (on evidence of compromise).
+pub async fn require_password_change(clinic_id: Uuid, account_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/members/{account_id}/require-password-change");
+    send(Request::post(&url).build()).await.map(|_| ())
 }
 
 // ---- clinics and records --------------------------------------------------------------------

@@ -3,13 +3,14 @@
 
 use optovault_shared::crypto::{
     login_finish, login_start, open_key_bundle, registration_finish, registration_start,
-    seal_key_bundle, CryptoError, UserKeys,
+    seal_key_bundle, CryptoError, ExportKey, UserKeys,
 };
 use optovault_shared::wire::{
-    LoginFinishRequest, LoginStartRequest, PasswordChangeFinish, PasswordChangeStart,
-    RegisterFinishRequest, RegisterStartRequest,
+    LoginFinishRequest, LoginStartRequest, MfaVerifyRequest, PasswordChangeFinish,
+    PasswordChangeStart, RegisterFinishRequest, RegisterStartRequest, SessionInfo,
 };
 use optovault_shared::B64;
+use uuid::Uuid;
 
 use crate::api::{self, ApiError};
 use crate::state::Unlocked;
@@ -29,6 +30,8 @@ pub enum AuthError {
     Api(ApiError),
     /// Something local went wrong (a malformed protocol message, a key bundle that does not open).
     Local(String),
+    /// The second-factor step took too long (or was spent): start again with the password.
+    MfaExpired(String),
 }
 
 impl std::fmt::Display for AuthError {
@@ -37,7 +40,7 @@ impl std::fmt::Display for AuthError {
             AuthError::WrongCredentials => f.write_str(WRONG_CREDENTIALS),
             AuthError::TooManyAttempts(m) => f.write_str(m),
             AuthError::Api(e) => write!(f, "{e}"),
-            AuthError::Local(m) => f.write_str(m),
+            AuthError::Local(m) | AuthError::MfaExpired(m) => f.write_str(m),
         }
     }
 }
@@ -94,8 +97,25 @@ fn too_many_message(e: &ApiError) -> String {
     }
 }
 
-/// Logs in with OPAQUE and opens the key bundle. `username` must already be normalised.
-pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError> {
+/// A login whose password was right, waiting for the second factor. Holds OPAQUE's export key
+/// (zeroized when this is dropped) to open the key bundle once the code is accepted.
+pub struct PendingMfa {
+    pub username: String,
+    pub mfa_token: Uuid,
+    #[allow(dead_code)]
+    pub methods: Vec<String>,
+    export_key: ExportKey,
+}
+
+/// How a password login ended.
+pub enum LoginOutcome {
+    Done(Unlocked),
+    NeedsCode(PendingMfa),
+}
+
+/// Logs in with OPAQUE and opens the key bundle (or stops before the second factor).
+/// `username` must already be normalised.
+pub async fn login(username: &str, password: &str) -> Result<LoginOutcome, AuthError> {
     let (state, request) = login_start(password).map_err(protocol_error)?;
     let started = api::login_start(&LoginStartRequest {
         username: username.to_string(),
@@ -122,7 +142,7 @@ pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError
             return Err(AuthError::WrongCredentials);
         }
     };
-    let session = api::login_finish(&LoginFinishRequest {
+    let finished = api::login_finish(&LoginFinishRequest {
         login_id: started.login_id,
         credential_finalization: B64(finalization),
     })
@@ -130,17 +150,39 @@ pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError
     .map_err(|e| {
         if e.status == 401 || e.code == "login_failed" {
             AuthError::WrongCredentials
+        } else if e.code == "too_many_attempts" {
+            AuthError::TooManyAttempts(too_many_message(&e))
         } else {
             AuthError::Api(e)
         }
     })?;
+    match finished {
+        api::LoginFinished::Session(session) => {
+            let opened = open_session(session, &export_key, username).await;
+            drop(export_key);
+            opened.map(LoginOutcome::Done)
+        }
+        api::LoginFinished::MfaRequired(m) => Ok(LoginOutcome::NeedsCode(PendingMfa {
+            username: username.to_string(),
+            mfa_token: m.mfa_token,
+            methods: m.methods,
+            export_key,
+        })),
+    }
+}
+
+/// Opens the key bundle of a new session (ending the session when it does not open).
+async fn open_session(
+    session: SessionInfo,
+    export_key: &ExportKey,
+    username: &str,
+) -> Result<Unlocked, AuthError> {
     let opened = open_key_bundle(
         &session.sealed_key_bundle,
-        &export_key,
+        export_key,
         username,
         &session.public_keys,
     );
-    drop(export_key);
     match opened {
         Ok(keys) => Ok(Unlocked::new(
             session.account_id,
@@ -162,16 +204,58 @@ pub async fn login(username: &str, password: &str) -> Result<Unlocked, AuthError
     }
 }
 
+/// How `sign_in` ended.
+pub enum SignIn {
+    /// Logged in; the keys are in the app state.
+    Done,
+    /// The account has a second factor: ask for a code, then call [`finish_sign_in`].
+    NeedsCode(PendingMfa),
+}
+
 /// Logs in and keeps the unlocked account in the app state (replacing any previous one).
 pub async fn sign_in(
     app: crate::state::AppState,
     username: &str,
     password: &str,
-) -> Result<(), AuthError> {
+) -> Result<SignIn, AuthError> {
+    match login(username, password).await? {
+        LoginOutcome::Done(unlocked) => {
+            keep(app, unlocked);
+            Ok(SignIn::Done)
+        }
+        LoginOutcome::NeedsCode(p) => Ok(SignIn::NeedsCode(p)),
+    }
+}
+
+fn keep(app: crate::state::AppState, unlocked: Unlocked) {
     use leptos::prelude::Set;
-    let unlocked = login(username, password).await?;
     app.lock();
     app.session.set(Some(std::sync::Arc::new(unlocked)));
+}
+
+/// The second step: a TOTP code or a recovery code for a pending login; on success the key
+/// bundle is opened with the kept export key and the account goes into the app state.
+pub async fn finish_sign_in(
+    app: crate::state::AppState,
+    pending: &PendingMfa,
+    code: Option<String>,
+    recovery_code: Option<String>,
+) -> Result<(), AuthError> {
+    let session = api::mfa_verify(&MfaVerifyRequest {
+        mfa_token: pending.mfa_token,
+        code,
+        recovery_code,
+    })
+    .await
+    .map_err(|e| {
+        if e.code == "mfa_expired" {
+            AuthError::MfaExpired(format!("{} Enter your password again.", e.message))
+        } else {
+            AuthError::Api(e)
+        }
+    })?;
+    let unlocked = open_session(session, &pending.export_key, &pending.username).await?;
+    keep(app, unlocked);
     Ok(())
 }
 

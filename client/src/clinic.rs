@@ -117,12 +117,39 @@ async fn fetch_and_open(
     Ok(Arc::new(open_clinic(app, me, view, &page.entries)))
 }
 
+/// A 403 of a clinic's security policy that the account page can fix.
+pub fn is_policy_block(e: &ApiError) -> bool {
+    e.status == 403
+        && matches!(
+            e.code.as_str(),
+            "mfa_required" | "password_expired" | "password_change_required"
+        )
+}
+
 /// Fetches the clinics I belong to and replaces the app's list with them.
 pub async fn load_clinics(app: AppState, me: &Unlocked) -> Result<(), ApiError> {
     let list = api::list_clinics().await?;
     let mut clinics = BTreeMap::new();
     for v in &list.clinics {
-        clinics.insert(v.clinic_id, fetch_and_open(app, me, v).await?);
+        let clinic = match fetch_and_open(app, me, v).await {
+            Ok(c) => c,
+            // The clinic's policy keeps me out (no second factor, a password to change): list it
+            // with the server's reason, and let the page show how to fix it.
+            Err(e) if is_policy_block(&e) => {
+                if app.is_current(me) {
+                    app.policy_block.set(Some(e.message.clone()));
+                }
+                Arc::new(Clinic {
+                    id: v.clinic_id,
+                    role: v.role,
+                    name: Err(e.message),
+                    keyring: None,
+                    roster: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        clinics.insert(v.clinic_id, clinic);
     }
     if app.is_current(me) {
         app.clinics.set(clinics);
@@ -149,8 +176,9 @@ pub async fn ensure_clinic(
     id: Uuid,
 ) -> Result<Arc<Clinic>, ApiError> {
     match app.clinic(&id) {
-        Some(c) => Ok(c),
-        None => refresh_clinic(app, me, id).await,
+        // A clinic listed without its roster (e.g. kept out by its policy) is fetched again.
+        Some(c) if c.roster.is_some() => Ok(c),
+        _ => refresh_clinic(app, me, id).await,
     }
 }
 

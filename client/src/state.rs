@@ -136,6 +136,9 @@ pub struct AppState {
     pub return_to: StoredValue<Option<String>>,
     /// Set when the idle lock dropped the keys: who was logged in, and where.
     pub locked: RwSignal<Option<IdleLocked>>,
+    /// The server's message when a clinic's policy keeps this account out (no second factor, a
+    /// password to change): shown under the header with a link to the account page.
+    pub policy_block: RwSignal<Option<String>>,
 }
 
 /// What the lock screen needs after an idle lock: no key, only who to log in again and where to
@@ -157,6 +160,7 @@ impl AppState {
             notice: RwSignal::new(None),
             return_to: StoredValue::new(None),
             locked: RwSignal::new(None),
+            policy_block: RwSignal::new(None),
         }
     }
 
@@ -216,6 +220,7 @@ impl AppState {
 
     /// Forgets everything: private keys, clinic keys, decrypted records.
     pub fn lock(&self) {
+        self.policy_block.set(None);
         self.session.set(None);
         self.clinics.set(BTreeMap::new());
         self.stores.update_value(|m| m.clear());

@@ -13,6 +13,8 @@ pub fn AppHeader() -> impl IntoView {
     let navigate = use_navigate();
     let username = app.me().map(|m| m.username.clone()).unwrap_or_default();
     let leaving = RwSignal::new(false);
+    // A policy message belongs to the page that met it: every page starts without one.
+    app.policy_block.set(None);
     let logout = move |_| {
         if leaving.get_untracked() {
             return;
@@ -44,5 +46,11 @@ pub fn AppHeader() -> impl IntoView {
                 </button>
             </div>
         </header>
+        {move || app.policy_block.get().map(|m| view! {
+            <div id="policy-block" class="policy-block" role="alert">
+                <p>{m}</p>
+                <a id="go-to-account" class="button primary" href="/account">"Go to your account"</a>
+            </div>
+        })}
     }
 }

@@ -135,7 +135,8 @@ pub fn MemberRow(
     let security = (data.manageable && !is_me).then(|| {
         let run = {
             let navigate = security_navigate;
-            move |unlock: bool| {
+            // 0: sign out everywhere, 1: clear the lockout, 2: require a password change.
+            move |action: u8| {
                 if security_busy.get_untracked() {
                     return;
                 }
@@ -144,16 +145,17 @@ pub fn MemberRow(
                 error.set(None);
                 let navigate = navigate.clone();
                 spawn_local(async move {
-                    let result = if unlock {
-                        api::unlock_member(clinic_id, member_id).await
-                    } else {
-                        api::revoke_member_sessions(clinic_id, member_id).await
+                    let result = match action {
+                        1 => api::unlock_member(clinic_id, member_id).await,
+                        2 => api::require_password_change(clinic_id, member_id).await,
+                        _ => api::revoke_member_sessions(clinic_id, member_id).await,
                     };
                     match result {
-                        Ok(()) => security_note.set(Some(if unlock {
-                            "Login lockout cleared: they can log in now."
-                        } else {
-                            "Signed out everywhere."
+                        Ok(()) => security_note.set(Some(match action {
+                            1 => "Login lockout cleared: they can log in now.",
+                            2 => "Signed out: they must choose a new password before opening \
+                                  this clinic again.",
+                            _ => "Signed out everywhere.",
                         })),
                         Err(e) => report_error(app, &navigate, error, e),
                     }
@@ -167,14 +169,20 @@ pub fn MemberRow(
                 <button type="button" class="button secondary member-revoke-sessions"
                     title="End every session of this member (for example a lost laptop)"
                     disabled=move || security_busy.get() || busy.get()
-                    on:click=move |_| run.with_value(|r| r(false))>
+                    on:click=move |_| run.with_value(|r| r(0))>
                     "Sign out everywhere"
                 </button>
                 <button type="button" class="button secondary member-unlock"
                     title="Let this member log in again at once after too many attempts"
                     disabled=move || security_busy.get() || busy.get()
-                    on:click=move |_| run.with_value(|r| r(true))>
+                    on:click=move |_| run.with_value(|r| r(1))>
                     "Clear login lockout"
+                </button>
+                <button type="button" class="button secondary member-require-password-change"
+                    title="On evidence of compromise: sign this member out and make them choose a new password"
+                    disabled=move || security_busy.get() || busy.get()
+                    on:click=move |_| run.with_value(|r| r(2))>
+                    "Require password change"
                 </button>
             </div>
         }

@@ -1,5 +1,6 @@
 pub mod app_header;
 pub mod chart_access;
+pub mod clinic_security;
 pub mod clinical_notes;
 pub mod copy_field;
 pub mod field;
@@ -7,5 +8,7 @@ pub mod invitation_row;
 pub mod invite_form;
 pub mod lock_screen;
 pub mod member_row;
+pub mod mfa_settings;
+pub mod mfa_step;
 pub mod spinner;
 pub mod strength_meter;

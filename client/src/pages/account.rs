@@ -18,6 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::api;
 use crate::auth::{change_password, AuthError, REAUTH_NEEDED};
 use crate::components::app_header::AppHeader;
+use crate::components::mfa_settings::MfaSettings;
 use crate::components::spinner::Spinner;
 use crate::components::strength_meter::StrengthMeter;
 use crate::pages::report_error;
@@ -44,6 +45,7 @@ pub fn AccountPage() -> impl IntoView {
             <h1>"Your account"</h1>
             <p class="lede">"Logged in as " <strong id="account-username">{me.username.clone()}</strong></p>
             <Sessions sessions=sessions />
+            <MfaSettings />
             <PasswordChange me=me sessions=sessions />
         </main>
     }

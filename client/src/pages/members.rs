@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::api::{self, ApiError};
 use crate::clinic::refresh_clinic;
 use crate::components::app_header::AppHeader;
+use crate::components::clinic_security::ClinicSecurity;
 use crate::components::invitation_row::InvitationRow;
 use crate::components::invite_form::InviteForm;
 use crate::components::member_row::{MemberRow, MemberRowData};
@@ -108,6 +109,8 @@ fn Members(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     let loaded = RwSignal::new(None::<Loaded>);
     let error = RwSignal::new(None::<String>);
     let loading = RwSignal::new(false);
+    // Bumped after every load, so the owner's security box refreshes with the list.
+    let version = RwSignal::new(0u32);
 
     let reload = {
         let me = me.clone();
@@ -119,6 +122,7 @@ fn Members(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     Ok(l) => {
                         error.set(l.clinic.trusted().err());
                         loaded.set(Some(l));
+                        version.update(|v| *v += 1);
                     }
                     Err(e) if e.status == 404 => error.set(Some("Clinic not found.".into())),
                     Err(e) => report_error(app, &navigate, error, e),
@@ -202,6 +206,9 @@ fn Members(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            <Show when=is_owner.clone()>
+                <ClinicSecurity clinic_id=clinic_id version=version />
+            </Show>
             <Show when=is_owner.clone()>
                 <InviteForm me=me_sv.get_value() clinic_id=clinic_id on_created=on_changed />
                 <section class="invitations-box" aria-labelledby="invitations-title">

@@ -24,6 +24,10 @@ pub fn report_error(
     if e.is_unauthenticated() {
         app.session_ended();
         navigate("/login", Default::default());
+    } else if crate::clinic::is_policy_block(&e) {
+        // The clinic's policy, not a failure: the header explains and links to the account page.
+        target.set(None);
+        app.policy_block.set(Some(e.message));
     } else {
         target.set(Some(e.message));
     }

@@ -68,7 +68,8 @@ pub fn RegisterPage() -> impl IntoView {
             }
             busy.set(Some("Logging in…"));
             match sign_in(app, &name, &pw).await {
-                Ok(()) => {
+                // A new account has no second factor yet.
+                Ok(_) => {
                     password.update(|p| p.zeroize());
                     confirm.update(|p| p.zeroize());
                     navigate(&app.take_return_to(), Default::default());
