@@ -113,6 +113,7 @@ pub async fn register_finish(
         totp: None,
         password_set_at: now(),
         must_change_password: false,
+        recovery: None,
     };
     match state.store.create_account(account).await {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),
@@ -132,7 +133,7 @@ pub async fn register_finish(
 /// (a stolen session cookie alone cannot change it).
 pub const RECENT_LOGIN_SECS: i64 = 10 * 60;
 
-fn require_recent_login(auth: &Authenticated) -> ApiResult<()> {
+pub fn require_recent_login(auth: &Authenticated) -> ApiResult<()> {
     if now() - auth.created_at > RECENT_LOGIN_SECS {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

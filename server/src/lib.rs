@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod openapi;
 pub mod policy;
 pub mod records;
+pub mod recovery;
 pub mod session;
 pub mod store;
 pub mod team;
@@ -123,6 +124,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(charts::router())
         .merge(mfa::router())
         .merge(policy::router())
+        .merge(recovery::router())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api", axum::routing::any(api_not_found))

@@ -700,3 +700,107 @@ pub fn login_finish(
         Zeroizing::new(r.export_key.to_vec()),
     ))
 }
+
+// ---- the recovery kit ------------------------------------------------------------------------
+
+/// A 256-bit recovery key: the second way (besides the password) to open a user's key bundle.
+/// Shown once, as 13 groups of 4 base32 characters, for the user to print and keep.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct RecoveryKey([u8; 32]);
+
+const RECOVERY_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+impl RecoveryKey {
+    pub fn generate() -> RecoveryKey {
+        let mut k = [0u8; 32];
+        OsRng.fill_bytes(&mut k);
+        RecoveryKey(k)
+    }
+
+    /// 52 characters of an unambiguous base32 alphabet (no I, O, 0, 1) in groups of four.
+    pub fn to_display(&self) -> String {
+        let mut bits: u64 = 0;
+        let mut n = 0;
+        let mut out = String::with_capacity(64);
+        for b in self.0.iter() {
+            bits = (bits << 8) | u64::from(*b);
+            n += 8;
+            while n >= 5 {
+                n -= 5;
+                out.push(RECOVERY_ALPHABET[((bits >> n) & 31) as usize] as char);
+            }
+        }
+        if n > 0 {
+            out.push(RECOVERY_ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+        }
+        out.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("ASCII"))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// Parses what [`RecoveryKey::to_display`] printed (case, spaces and dashes ignored).
+    pub fn parse(s: &str) -> Option<RecoveryKey> {
+        let mut bits: u64 = 0;
+        let mut n = 0;
+        let mut out = Vec::with_capacity(32);
+        for c in s.chars().filter(|c| c.is_ascii_alphanumeric()) {
+            let c = c.to_ascii_uppercase() as u8;
+            let v = RECOVERY_ALPHABET.iter().position(|a| *a == c)? as u64;
+            bits = (bits << 5) | v;
+            n += 5;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+            }
+        }
+        let key: [u8; 32] = out.as_slice().try_into().ok()?;
+        Some(RecoveryKey(key))
+    }
+
+    fn derive(&self, purpose: &[u8], username: &str) -> Zeroizing<[u8; 32]> {
+        hkdf32(&self.0, b"optovault/v1/recovery/salt", &[purpose, username.as_bytes()])
+    }
+
+    /// What the client proves the recovery key with at reset time. The server keeps only its
+    /// SHA-256; HKDF domain separation keeps it useless for opening the recovery bundle.
+    pub fn verifier(&self, username: &str) -> Zeroizing<[u8; 32]> {
+        self.derive(b"optovault/v1/recovery/verifier\0", username)
+    }
+
+    /// SHA-256 of the verifier: what the server stores.
+    pub fn verifier_hash(&self, username: &str) -> [u8; 32] {
+        use sha2::Digest;
+        Sha256::digest(self.verifier(username).as_ref()).into()
+    }
+
+    /// Seals the user's private keys under the recovery key (the recovery bundle).
+    pub fn seal_bundle(&self, keys: &UserKeys, username: &str) -> SealedBlob {
+        let key = self.derive(b"optovault/v1/recovery/bundle\0", username);
+        let aad = [b"optovault/v1/recovery-bundle\0".as_slice(), username.as_bytes()].concat();
+        let (nonce, ct) = aes_seal(&key, &aad, &keys.to_bytes());
+        SealedBlob {
+            nonce: B64(nonce.to_vec()),
+            ciphertext: B64(ct),
+        }
+    }
+
+    /// Opens the recovery bundle and checks it against the account's public keys.
+    pub fn open_bundle(
+        &self,
+        sealed: &SealedBlob,
+        username: &str,
+        presented: &PublicKeys,
+    ) -> Result<UserKeys> {
+        let key = self.derive(b"optovault/v1/recovery/bundle\0", username);
+        let aad = [b"optovault/v1/recovery-bundle\0".as_slice(), username.as_bytes()].concat();
+        let bytes = aes_open(&key, sealed.nonce.as_slice(), &aad, sealed.ciphertext.as_slice())
+            .ok_or(CryptoError::Bundle)?;
+        let keys = UserKeys::from_bytes(&bytes).ok_or(CryptoError::Bundle)?;
+        if &keys.public_keys() != presented {
+            return Err(CryptoError::PublicKeyMismatch);
+        }
+        Ok(keys)
+    }
+}

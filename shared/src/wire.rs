@@ -162,6 +162,50 @@ wire! {
 }
 
 wire! {
+    /// Store (or replace) my recovery kit: my private keys sealed under the recovery key, and the
+    /// SHA-256 of the recovery verifier. Needs a login less than 10 minutes old.
+    pub struct RecoverySetup {
+        pub sealed_key_bundle: SealedBlob,
+        pub verifier_hash: B64,
+    }
+}
+wire! {
+    pub struct RecoveryStatus {
+        pub configured: bool,
+        pub created_at: Option<UnixTime>,
+    }
+}
+wire! {
+    /// Step 1 of a reset with the recovery kit: a new OPAQUE registration for the username.
+    pub struct RecoveryStartRequest {
+        pub username: String,
+        pub registration_request: B64,
+    }
+}
+wire! {
+    pub struct RecoveryStartResponse {
+        pub registration_response: B64,
+        /// The private keys sealed under the recovery key.
+        pub recovery_bundle: SealedBlob,
+        pub public_keys: PublicKeys,
+        /// Whether the finish step needs a TOTP or recovery code too.
+        pub second_factor_required: bool,
+    }
+}
+wire! {
+    /// Step 2: proof of the recovery key, the second factor if enrolled, the new password file
+    /// and the keys sealed under the new password. Every session ends.
+    pub struct RecoveryFinishRequest {
+        pub username: String,
+        pub verifier: B64,
+        pub code: Option<String>,
+        pub recovery_code: Option<String>,
+        pub registration_upload: B64,
+        pub sealed_key_bundle: SealedBlob,
+    }
+}
+
+wire! {
     /// One of my sessions (a logged-in browser).
     pub struct SessionView {
         /// Random id of the session (not its token).

@@ -62,6 +62,17 @@ pub struct AccountRow {
     /// Set by a clinic owner on evidence of compromise; cleared by a password change.
     #[serde(default)]
     pub must_change_password: bool,
+    /// The recovery kit: private keys sealed under the recovery key, and the SHA-256 of the
+    /// recovery verifier (the key itself never reaches the server).
+    #[serde(default)]
+    pub recovery: Option<RecoveryRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryRow {
+    pub sealed_key_bundle: SealedBlob,
+    pub verifier_hash: [u8; 32],
+    pub created_at: UnixTime,
 }
 
 /// The server's half of an OPAQUE login between its two requests.

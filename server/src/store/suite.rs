@@ -31,6 +31,7 @@ fn account(username: &str) -> AccountRow {
         totp: None,
         password_set_at: 1_700_000_000,
         must_change_password: false,
+        recovery: None,
     }
 }
 
