@@ -14,8 +14,9 @@ use optovault_shared::wire::{
     StoredRecord, WriteResult,
 };
 use optovault_shared::wire::{
-    ClinicPolicy, MfaStatus, RecoveryCodes, SecurityChecklist, TotpCode, TotpDisableRequest,
-    TotpEnrollment,
+    ClinicPolicy, MfaStatus, RecoveryCodes, RecoveryFinishRequest, RecoverySetup,
+    RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, SecurityChecklist, TotpCode,
+    TotpDisableRequest, TotpEnrollment,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -181,6 +182,30 @@ pub async fn password_start(body: &PasswordChangeStart) -> ApiResult<RegisterSta
 /// Step 2: the new password file and my key bundle sealed under the new export key.
 pub async fn password_finish(body: &PasswordChangeFinish) -> ApiResult<()> {
     post_no_content("/api/account/password/finish", body).await
+}
+
+// ---- account security: the recovery kit ----------------------------------------------------
+
+/// Whether a recovery kit exists (and since when).
+pub async fn recovery_status() -> ApiResult<RecoveryStatus> {
+    get("/api/account/recovery").await
+}
+
+/// Stores or replaces the kit (403 `reauthentication_required` unless I logged in recently).
+pub async fn recovery_setup(body: &RecoverySetup) -> ApiResult<()> {
+    send(with_body(Request::put("/api/account/recovery"), body))
+        .await
+        .map(|_| ())
+}
+
+/// Step 1 of a reset with the recovery key (no session needed).
+pub async fn recovery_start(body: &RecoveryStartRequest) -> ApiResult<RecoveryStartResponse> {
+    post("/api/account/recovery/start", body).await
+}
+
+/// Step 2: proof of the key, second factor, new password file and re-sealed keys.
+pub async fn recovery_finish(body: &RecoveryFinishRequest) -> ApiResult<()> {
+    post_no_content("/api/account/recovery/finish", body).await
 }
 
 // ---- account security: the second factor ----------------------------------------------------

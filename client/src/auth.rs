@@ -3,11 +3,12 @@
 
 use optovault_shared::crypto::{
     login_finish, login_start, open_key_bundle, registration_finish, registration_start,
-    seal_key_bundle, CryptoError, ExportKey, UserKeys,
+    seal_key_bundle, CryptoError, ExportKey, RecoveryKey, UserKeys,
 };
 use optovault_shared::wire::{
     LoginFinishRequest, LoginStartRequest, MfaVerifyRequest, PasswordChangeFinish,
-    PasswordChangeStart, RegisterFinishRequest, RegisterStartRequest, SessionInfo,
+    PasswordChangeStart, RecoveryFinishRequest, RecoverySetup, RecoveryStartRequest,
+    RegisterFinishRequest, RegisterStartRequest, SessionInfo,
 };
 use optovault_shared::B64;
 use uuid::Uuid;
@@ -288,4 +289,92 @@ pub async fn change_password(me: &Unlocked, new_password: &str) -> Result<(), Au
     })
     .await?;
     Ok(())
+}
+
+/// Creates (or replaces) the recovery kit: a fresh 256-bit recovery key, my private keys sealed
+/// under it and the hash of a verifier derived from it. The key itself never leaves the browser;
+/// the caller shows it once.
+pub async fn create_recovery_kit(me: &Unlocked) -> Result<RecoveryKey, AuthError> {
+    let key = RecoveryKey::generate();
+    api::recovery_setup(&RecoverySetup {
+        sealed_key_bundle: key.seal_bundle(&me.keys, &me.username),
+        verifier_hash: B64(key.verifier_hash(&me.username).to_vec()),
+    })
+    .await?;
+    Ok(key)
+}
+
+/// How a reset with the recovery key ended, short of success.
+#[derive(Debug)]
+pub enum RecoverError {
+    /// The account has a second factor and no code was given: ask for one and try again.
+    NeedsCode,
+    Failed(String),
+}
+
+pub const NOT_A_RECOVERY_KEY: &str = "That is not a recovery key.";
+pub const WRONG_RECOVERY_KEY: &str = "That recovery key does not fit this account.";
+
+/// The "forgot password" flow: a new OPAQUE registration for `username`, the private keys opened
+/// with the recovery key and sealed again under the new export key. `username` must be
+/// normalised and `new_password` must already pass the policy. `code` is a TOTP or a recovery
+/// code (told apart by its form), used only when the account has a second factor.
+pub async fn reset_with_recovery_key(
+    username: &str,
+    typed_key: &str,
+    new_password: &str,
+    code: Option<&str>,
+) -> Result<(), RecoverError> {
+    let fail = |m: String| RecoverError::Failed(m);
+    let Some(key) = RecoveryKey::parse(typed_key) else {
+        return Err(fail(NOT_A_RECOVERY_KEY.into()));
+    };
+    let (state, request) =
+        registration_start(new_password).map_err(|e| fail(protocol_error(e).to_string()))?;
+    let started = api::recovery_start(&RecoveryStartRequest {
+        username: username.into(),
+        registration_request: B64(request),
+    })
+    .await
+    .map_err(|e| fail(e.message))?;
+    let code = code.map(str::trim).filter(|c| !c.is_empty());
+    if started.second_factor_required && code.is_none() {
+        return Err(RecoverError::NeedsCode);
+    }
+    let keys = key
+        .open_bundle(&started.recovery_bundle, username, &started.public_keys)
+        .map_err(|_| fail(WRONG_RECOVERY_KEY.into()))?;
+    // Argon2id next: let the spinner paint.
+    let_browser_paint().await;
+    let (upload, export_key) = registration_finish(
+        state,
+        new_password,
+        username,
+        started.registration_response.as_slice(),
+    )
+    .map_err(|e| fail(protocol_error(e).to_string()))?;
+    let sealed_key_bundle = seal_key_bundle(&keys, &export_key, username);
+    drop(export_key);
+    // A TOTP code is six digits; anything else is taken for a one-time recovery code.
+    let (totp, recovery_code) = match code {
+        Some(c) if started.second_factor_required => {
+            let digits: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();
+            if digits.len() == 6 && digits.chars().all(|ch| ch.is_ascii_digit()) {
+                (Some(digits), None)
+            } else {
+                (None, Some(c.to_string()))
+            }
+        }
+        _ => (None, None),
+    };
+    api::recovery_finish(&RecoveryFinishRequest {
+        username: username.into(),
+        verifier: B64(key.verifier(username).to_vec()),
+        code: totp,
+        recovery_code,
+        registration_upload: B64(upload),
+        sealed_key_bundle,
+    })
+    .await
+    .map_err(|e| fail(e.message))
 }

@@ -28,6 +28,7 @@ use pages::members::MembersPage;
 use pages::not_found::NotFound;
 use pages::patient_form::PatientFormPage;
 use pages::patients::PatientsPage;
+use pages::recover::RecoverPage;
 use pages::register::RegisterPage;
 use state::AppState;
 
@@ -46,6 +47,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/") view=LoginPage />
                     <Route path=path!("/login") view=LoginPage />
                     <Route path=path!("/register") view=RegisterPage />
+                    <Route path=path!("/recover") view=RecoverPage />
                     <Route path=path!("/clinics") view=ClinicsPage />
                     <Route path=path!("/clinics/:clinic_id/patients") view=PatientsPage />
                     // `new` or a patient's record id.

@@ -139,6 +139,9 @@ pub struct AppState {
     /// The server's message when a clinic's policy keeps this account out (no second factor, a
     /// password to change): shown under the header with a link to the account page.
     pub policy_block: RwSignal<Option<String>>,
+    /// Set right after registration: the new account has no recovery kit yet, and the header asks
+    /// for one until it is made (or the session ends).
+    pub recovery_reminder: RwSignal<bool>,
 }
 
 /// What the lock screen needs after an idle lock: no key, only who to log in again and where to
@@ -161,6 +164,7 @@ impl AppState {
             return_to: StoredValue::new(None),
             locked: RwSignal::new(None),
             policy_block: RwSignal::new(None),
+            recovery_reminder: RwSignal::new(false),
         }
     }
 
@@ -221,6 +225,7 @@ impl AppState {
     /// Forgets everything: private keys, clinic keys, decrypted records.
     pub fn lock(&self) {
         self.policy_block.set(None);
+        self.recovery_reminder.set(false);
         self.session.set(None);
         self.clinics.set(BTreeMap::new());
         self.stores.update_value(|m| m.clear());

@@ -760,7 +760,11 @@ impl RecoveryKey {
     }
 
     fn derive(&self, purpose: &[u8], username: &str) -> Zeroizing<[u8; 32]> {
-        hkdf32(&self.0, b"optovault/v1/recovery/salt", &[purpose, username.as_bytes()])
+        hkdf32(
+            &self.0,
+            b"optovault/v1/recovery/salt",
+            &[purpose, username.as_bytes()],
+        )
     }
 
     /// What the client proves the recovery key with at reset time. The server keeps only its
@@ -778,7 +782,11 @@ impl RecoveryKey {
     /// Seals the user's private keys under the recovery key (the recovery bundle).
     pub fn seal_bundle(&self, keys: &UserKeys, username: &str) -> SealedBlob {
         let key = self.derive(b"optovault/v1/recovery/bundle\0", username);
-        let aad = [b"optovault/v1/recovery-bundle\0".as_slice(), username.as_bytes()].concat();
+        let aad = [
+            b"optovault/v1/recovery-bundle\0".as_slice(),
+            username.as_bytes(),
+        ]
+        .concat();
         let (nonce, ct) = aes_seal(&key, &aad, &keys.to_bytes());
         SealedBlob {
             nonce: B64(nonce.to_vec()),
@@ -794,9 +802,18 @@ impl RecoveryKey {
         presented: &PublicKeys,
     ) -> Result<UserKeys> {
         let key = self.derive(b"optovault/v1/recovery/bundle\0", username);
-        let aad = [b"optovault/v1/recovery-bundle\0".as_slice(), username.as_bytes()].concat();
-        let bytes = aes_open(&key, sealed.nonce.as_slice(), &aad, sealed.ciphertext.as_slice())
-            .ok_or(CryptoError::Bundle)?;
+        let aad = [
+            b"optovault/v1/recovery-bundle\0".as_slice(),
+            username.as_bytes(),
+        ]
+        .concat();
+        let bytes = aes_open(
+            &key,
+            sealed.nonce.as_slice(),
+            &aad,
+            sealed.ciphertext.as_slice(),
+        )
+        .ok_or(CryptoError::Bundle)?;
         let keys = UserKeys::from_bytes(&bytes).ok_or(CryptoError::Bundle)?;
         if &keys.public_keys() != presented {
             return Err(CryptoError::PublicKeyMismatch);

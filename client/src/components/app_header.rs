@@ -46,6 +46,16 @@ pub fn AppHeader() -> impl IntoView {
                 </button>
             </div>
         </header>
+        <Show when=move || app.recovery_reminder.get()>
+            <div id="recovery-reminder" class="recovery-reminder" role="note">
+                <p>
+                    <strong>"Create your recovery kit now. "</strong>
+                    "Without your password and a recovery kit your data is gone: nobody, not the "
+                    "clinic and not the server's operator, can recover it."
+                </p>
+                <a id="go-to-recovery" class="button primary" href="/account#recovery">"Create the recovery kit"</a>
+            </div>
+        </Show>
         {move || app.policy_block.get().map(|m| view! {
             <div id="policy-block" class="policy-block" role="alert">
                 <p>{m}</p>

@@ -1,5 +1,6 @@
-//! The account page: where this account is logged in (and ending those sessions), and changing
-//! the password. A password change is a new OPAQUE registration plus the same private keys sealed
+//! The account page: where this account is logged in (and ending those sessions), the recovery
+//! kit (made and shown once, for a reset when the password is forgotten), and changing the
+//! password. A password change is a new OPAQUE registration plus the same private keys sealed
 //! under the new export key; the server takes it only within 10 minutes of logging in.
 
 use std::sync::Arc;
@@ -10,13 +11,13 @@ use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_navigate;
 use optovault_shared::password::check_password;
-use optovault_shared::wire::SessionView;
+use optovault_shared::wire::{RecoveryStatus, SessionView};
 use optovault_shared::UnixTime;
 use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::api;
-use crate::auth::{change_password, AuthError, REAUTH_NEEDED};
+use crate::auth::{change_password, create_recovery_kit, AuthError, REAUTH_NEEDED};
 use crate::components::app_header::AppHeader;
 use crate::components::mfa_settings::MfaSettings;
 use crate::components::spinner::Spinner;
@@ -46,6 +47,7 @@ pub fn AccountPage() -> impl IntoView {
             <p class="lede">"Logged in as " <strong id="account-username">{me.username.clone()}</strong></p>
             <Sessions sessions=sessions />
             <MfaSettings />
+            <RecoveryKit me=me.clone() />
             <PasswordChange me=me sessions=sessions />
         </main>
     }
@@ -228,6 +230,147 @@ fn Sessions(sessions: RwSignal<Option<Vec<SessionView>>>) -> impl IntoView {
                 "Signing out a session there removes its access at once; the keys in that browser are "
                 "dropped at its next request."
             </p>
+        </section>
+    }
+}
+
+/// The recovery kit shown once, right after it was made.
+#[derive(Clone)]
+struct ShownKit {
+    key: String,
+    date: String,
+}
+
+/// Whether a recovery kit exists; making (or replacing) one and showing it once for printing.
+#[component]
+fn RecoveryKit(me: Arc<Unlocked>) -> impl IntoView {
+    let app = use_app();
+    let navigate = use_navigate();
+    let status = RwSignal::new(None::<RecoveryStatus>);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let shown = RwSignal::new(None::<ShownKit>);
+    let username = me.username.clone();
+
+    {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::recovery_status().await {
+                Ok(s) => {
+                    if s.configured {
+                        app.recovery_reminder.set(false);
+                    }
+                    status.set(Some(s));
+                }
+                Err(e) => report_error(app, &navigate, error, e),
+            }
+        });
+    }
+
+    let create = {
+        let (me, navigate) = (me.clone(), navigate.clone());
+        move |_| {
+            if busy.get_untracked() {
+                return;
+            }
+            busy.set(true);
+            error.set(None);
+            let (me, navigate) = (me.clone(), navigate.clone());
+            spawn_local(async move {
+                match create_recovery_kit(&me).await {
+                    Ok(key) => {
+                        app.recovery_reminder.set(false);
+                        shown.set(Some(ShownKit {
+                            key: key.to_display(),
+                            date: local_time(now()),
+                        }));
+                        status.set(Some(RecoveryStatus {
+                            configured: true,
+                            created_at: Some(now()),
+                        }));
+                    }
+                    Err(AuthError::Api(e)) if e.code == "reauthentication_required" => {
+                        error.set(Some(
+                            "Log in again, then create your recovery kit within 10 minutes.".into(),
+                        ));
+                    }
+                    Err(AuthError::Api(e)) => report_error(app, &navigate, error, e),
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+                busy.set(false);
+            });
+        }
+    };
+
+    let print = move |_| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.print();
+        }
+    };
+
+    let state_text = move || match status.get() {
+        None => "Checking…".to_string(),
+        Some(RecoveryStatus {
+            configured: true,
+            created_at,
+        }) => match created_at {
+            Some(t) => format!("You have a recovery kit, made {}.", local_time(t)),
+            None => "You have a recovery kit.".to_string(),
+        },
+        Some(_) => {
+            "You have no recovery kit. If you forget your password, your data is gone.".to_string()
+        }
+    };
+    let configured = move || status.with(|s| s.as_ref().is_some_and(|s| s.configured));
+
+    view! {
+        <section id="recovery" class="card account-recovery" aria-labelledby="recovery-title">
+            <h2 id="recovery-title">"Recovery kit"</h2>
+            <p id="recovery-status" class="help" data-configured=move || configured().then_some("true")>
+                {state_text}
+            </p>
+            <p class="help">
+                "The recovery kit holds a key that lets you set a new password if you forget yours, "
+                "without losing any records. It is shown once: print it or write it down, and keep it "
+                "somewhere safe. Making a new kit replaces the old one."
+            </p>
+            {move || error.get().map(|e| view! { <p id="recovery-error" class="error" role="alert">{e}</p> })}
+            {move || shown.get().map(|k| {
+                let username = username.clone();
+                view! {
+                    <div id="recovery-kit" class="recovery-kit">
+                        <h3>"OptoVault recovery kit"</h3>
+                        <dl>
+                            <dt>"Username"</dt>
+                            <dd id="recovery-username">{username}</dd>
+                            <dt>"Made on"</dt>
+                            <dd id="recovery-date">{k.date}</dd>
+                            <dt>"Recovery key"</dt>
+                            <dd><code id="recovery-key" class="recovery-key">{k.key}</code></dd>
+                        </dl>
+                        <p class="warning" role="note">
+                            "Anyone with this key and your second factor can reset your password. "
+                            "Without your password and this key your data is gone: nobody, not the "
+                            "clinic and not the server's operator, can recover it."
+                        </p>
+                        <p class="help no-print">"This key is shown only now. Print it or write it down before you leave this page."</p>
+                        <div class="actions no-print">
+                            <button id="recovery-print" type="button" class="button secondary" on:click=print>
+                                "Print the kit"
+                            </button>
+                        </div>
+                    </div>
+                }
+            })}
+            <div class="actions">
+                <button id="recovery-create" type="button" class="button primary"
+                    disabled=move || busy.get() || status.get().is_none() on:click=create>
+                    {move || if configured() { "Replace my recovery kit" } else { "Create a recovery kit" }}
+                </button>
+                <Show when=move || busy.get()>
+                    <Spinner label="Sealing your keys under the recovery key…" />
+                </Show>
+            </div>
         </section>
     }
 }

@@ -116,7 +116,10 @@ pub fn LoginPage() -> impl IntoView {
                 Some(p) => view! { <MfaStep pending=p on_done=on_done on_restart=on_restart /> }.into_any(),
                 None => password_form().into_any(),
             }}
-            <p class="aside">"No account yet? " <a href="/register">"Create one"</a></p>
+            <p class="aside">
+                <a id="forgot-password" href="/recover">"Forgot password?"</a>
+                " · No account yet? " <a href="/register">"Create one"</a>
+            </p>
         </main>
     }
 }

@@ -6,6 +6,7 @@ pub mod members;
 pub mod not_found;
 pub mod patient_form;
 pub mod patients;
+pub mod recover;
 pub mod register;
 
 use leptos::prelude::*;

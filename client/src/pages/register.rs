@@ -71,6 +71,7 @@ pub fn RegisterPage() -> impl IntoView {
                 // A new account has no second factor yet.
                 Ok(_) => {
                     password.update(|p| p.zeroize());
+                    app.recovery_reminder.set(true);
                     confirm.update(|p| p.zeroize());
                     navigate(&app.take_return_to(), Default::default());
                 }
@@ -112,7 +113,9 @@ pub fn RegisterPage() -> impl IntoView {
                 <p class="warning" role="note">
                     <strong>"Remember this password. "</strong>
                     "It is the only key to your data: OptoVault never sees it and cannot reset it. "
-                    "If you forget it, your records are gone."
+                    "If you forget it and have no recovery kit, your records are gone: nobody, not "
+                    "the clinic and not the server's operator, can recover them. After creating the "
+                    "account, make a recovery kit on your account page."
                 </p>
                 {move || error.get().map(|e| view! { <p id="register-error" class="error" role="alert">{e}</p> })}
                 <div class="actions">
