@@ -152,6 +152,22 @@ pub fn check_password(password: &str, username: &str) -> Strength {
     }
 }
 
+/// The check every "new password" form runs before anything is sent: the policy above, then
+/// that both fields match. Returns the message to show.
+pub fn check_new_password(password: &str, confirm: &str, username: &str) -> Result<(), String> {
+    let verdict = check_password(password, username);
+    if !verdict.acceptable {
+        return Err(format!(
+            "Choose a stronger password. {}",
+            verdict.problems.join(" ")
+        ));
+    }
+    if confirm != password {
+        return Err("The two passwords do not match.".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +180,19 @@ mod tests {
         assert!(!check_password("JaneDoe123456", "janedoe").acceptable);
         assert!(!check_password("Optovault2026!", "x").acceptable);
         assert!(!check_password("aaaaaaaaaaaaaaaa", "jane").acceptable);
+    }
+
+    #[test]
+    fn new_password_needs_strength_then_a_match() {
+        assert!(check_new_password("short", "short", "jane")
+            .unwrap_err()
+            .starts_with("Choose a stronger password."));
+        let p = "violet tractor sings 42 ferns";
+        assert_eq!(
+            check_new_password(p, "violet tractor sings 42 fern", "jane"),
+            Err("The two passwords do not match.".into())
+        );
+        assert_eq!(check_new_password(p, p, "jane"), Ok(()));
     }
 
     #[test]

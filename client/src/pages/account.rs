@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_navigate;
-use optovault_shared::password::check_password;
+use optovault_shared::password::{check_new_password, check_password};
 use optovault_shared::wire::{RecoveryStatus, SessionView};
 use optovault_shared::UnixTime;
 use uuid::Uuid;
@@ -411,16 +411,10 @@ fn PasswordChange(
             }
             changed.set(false);
             let pw = Zeroizing::new(password.get_untracked());
-            let verdict = check_password(&pw, &me.username);
-            if !verdict.acceptable {
-                error.set(Some(format!(
-                    "Choose a stronger password. {}",
-                    verdict.problems.join(" ")
-                )));
-                return;
-            }
-            if confirm.with_untracked(|c| c.as_str() != pw.as_str()) {
-                error.set(Some("The two passwords do not match.".into()));
+            if let Err(problem) =
+                confirm.with_untracked(|c| check_new_password(&pw, c, &me.username))
+            {
+                error.set(Some(problem));
                 return;
             }
             error.set(None);

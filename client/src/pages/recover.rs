@@ -6,7 +6,7 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use optovault_shared::normalize_username;
-use optovault_shared::password::check_password;
+use optovault_shared::password::{check_new_password, check_password};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth::{reset_with_recovery_key, RecoverError};
@@ -47,16 +47,8 @@ pub fn RecoverPage() -> impl IntoView {
             return;
         }
         let pw = Zeroizing::new(password.get_untracked());
-        let verdict = check_password(&pw, &name);
-        if !verdict.acceptable {
-            error.set(Some(format!(
-                "Choose a stronger password. {}",
-                verdict.problems.join(" ")
-            )));
-            return;
-        }
-        if confirm.with_untracked(|c| c.as_str() != pw.as_str()) {
-            error.set(Some("The two passwords do not match.".into()));
+        if let Err(problem) = confirm.with_untracked(|c| check_new_password(&pw, c, &name)) {
+            error.set(Some(problem));
             return;
         }
         let typed_key = Zeroizing::new(key.get_untracked());

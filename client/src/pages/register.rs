@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
 use optovault_shared::normalize_username;
-use optovault_shared::password::check_password;
+use optovault_shared::password::{check_new_password, check_password};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::auth::{register, sign_in, AuthError};
@@ -40,16 +40,8 @@ pub fn RegisterPage() -> impl IntoView {
             }
         };
         let pw = Zeroizing::new(password.get_untracked());
-        let verdict = check_password(&pw, &name);
-        if !verdict.acceptable {
-            error.set(Some(format!(
-                "Choose a stronger password. {}",
-                verdict.problems.join(" ")
-            )));
-            return;
-        }
-        if confirm.with_untracked(|c| c.as_str() != pw.as_str()) {
-            error.set(Some("The two passwords do not match.".into()));
+        if let Err(problem) = confirm.with_untracked(|c| check_new_password(&pw, c, &name)) {
+            error.set(Some(problem));
             return;
         }
         error.set(None);
