@@ -103,9 +103,9 @@ pub async fn check_second_factor(
     code: Option<&str>,
     recovery: Option<&str>,
 ) -> ApiResult<bool> {
-    let Some(t) = account.totp.clone().filter(|t| t.confirmed) else {
+    if !account.totp.as_ref().is_some_and(|t| t.confirmed) {
         return Ok(false);
-    };
+    }
     let at = now() as u64;
     let username = account.username.clone();
     let code = code.map(str::to_string);
@@ -136,7 +136,6 @@ pub async fn check_second_factor(
             }),
         )
         .await;
-    let _ = t;
     match result {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_)) => Ok(false),
