@@ -14,12 +14,19 @@ step "setup"
 bash scripts/setup.sh
 
 step "zero knowledge is structural: the server must not link the record cipher"
-linked=$(cargo tree --locked -p optovault-server -e normal --prefix none | grep -E '^(aes-gcm|aes|hpke|chacha20poly1305|ed25519-dalek) ' | sort -u || true)
+# The record cipher is the shared crate's `client` feature (AES-256-GCM, HPKE, Ed25519 record
+# signatures). webauthn-rs (passkeys) brings RustCrypto's AES through its certificate parsing
+# (crypto-glue, pkcs5); that branch is pruned here and the rest of the tree must hold no cipher.
+linked=$(cargo tree --locked -p optovault-server -e normal --prefix none --prune webauthn-rs | grep -E '^(aes-gcm|aes|hpke|chacha20poly1305|ed25519-dalek) ' | sort -u || true)
 if [ -n "$linked" ]; then
   echo "optovault-server links: $linked" >&2
   exit 1
 fi
-echo "ok: no aes-gcm, aes, hpke, chacha20poly1305 or ed25519-dalek in optovault-server's tree"
+if cargo tree --locked -p optovault-server -e features --prefix none -i optovault-shared | grep -q 'feature "client"'; then
+  echo "optovault-server enables optovault-shared's client feature (the record cipher)" >&2
+  exit 1
+fi
+echo "ok: no record cipher (shared's client feature, aes-gcm, aes, hpke, chacha20poly1305, ed25519-dalek) in optovault-server's tree outside webauthn-rs"
 
 # Each package is built and tested on its own so that Cargo never unifies the tests' `client`
 # feature of the shared crate into the server binary under test.

@@ -18,6 +18,10 @@ use optovault_shared::wire::{
     RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, SecurityChecklist, TotpCode,
     TotpDisableRequest, TotpEnrollment,
 };
+use optovault_shared::wire::{
+    PasskeyChallenge, PasskeyLoginStart, PasskeyRegisterFinish, PasskeyRegisterStart,
+    PasskeyRegistered,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -226,6 +230,27 @@ pub async fn totp_confirm(body: &TotpCode) -> ApiResult<RecoveryCodes> {
 
 pub async fn totp_disable(body: &TotpDisableRequest) -> ApiResult<()> {
     post_no_content("/api/account/mfa/totp/disable", body).await
+}
+
+/// WebAuthn creation options for a new passkey named `name`.
+pub async fn passkey_register_start(body: &PasskeyRegisterStart) -> ApiResult<PasskeyChallenge> {
+    post("/api/account/mfa/passkeys/register/start", body).await
+}
+
+/// The authenticator's answer; a fresh set of recovery codes comes back once.
+pub async fn passkey_register_finish(body: &PasskeyRegisterFinish) -> ApiResult<PasskeyRegistered> {
+    post("/api/account/mfa/passkeys/register/finish", body).await
+}
+
+/// 403 `reauthentication_required` when the login is older than 10 minutes.
+pub async fn passkey_remove(passkey_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/account/mfa/passkeys/{passkey_id}");
+    send(Request::delete(&url).build()).await.map(|_| ())
+}
+
+/// A passkey challenge for a login waiting for its second factor.
+pub async fn passkey_login_challenge(body: &PasskeyLoginStart) -> ApiResult<PasskeyChallenge> {
+    post("/api/session/mfa/passkey", body).await
 }
 
 // ---- clinic security policy ---------------------------------------------------------------

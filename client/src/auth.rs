@@ -6,9 +6,9 @@ use optovault_shared::crypto::{
     seal_key_bundle, CryptoError, ExportKey, RecoveryKey, UserKeys,
 };
 use optovault_shared::wire::{
-    LoginFinishRequest, LoginStartRequest, MfaVerifyRequest, PasswordChangeFinish,
-    PasswordChangeStart, RecoveryFinishRequest, RecoverySetup, RecoveryStartRequest,
-    RegisterFinishRequest, RegisterStartRequest, SessionInfo,
+    LoginFinishRequest, LoginStartRequest, MfaVerifyRequest, PasskeyLoginStart,
+    PasswordChangeFinish, PasswordChangeStart, RecoveryFinishRequest, RecoverySetup,
+    RecoveryStartRequest, RegisterFinishRequest, RegisterStartRequest, SessionInfo,
 };
 use optovault_shared::B64;
 use uuid::Uuid;
@@ -103,7 +103,6 @@ fn too_many_message(e: &ApiError) -> String {
 pub struct PendingMfa {
     pub username: String,
     pub mfa_token: Uuid,
-    #[allow(dead_code)]
     pub methods: Vec<String>,
     export_key: ExportKey,
 }
@@ -205,6 +204,22 @@ async fn open_session(
     }
 }
 
+/// What the user answers the second step of a login with.
+pub enum SecondFactor {
+    Code(String),
+    RecoveryCode(String),
+    /// Ask the browser for a passkey assertion (the challenge is fetched here).
+    Passkey,
+}
+
+fn mfa_error(e: api::ApiError) -> AuthError {
+    if e.code == "mfa_expired" {
+        AuthError::MfaExpired(format!("{} Enter your password again.", e.message))
+    } else {
+        AuthError::Api(e)
+    }
+}
+
 /// How `sign_in` ended.
 pub enum SignIn {
     /// Logged in; the keys are in the app state.
@@ -239,22 +254,31 @@ fn keep(app: crate::state::AppState, unlocked: Unlocked) {
 pub async fn finish_sign_in(
     app: crate::state::AppState,
     pending: &PendingMfa,
-    code: Option<String>,
-    recovery_code: Option<String>,
+    factor: SecondFactor,
 ) -> Result<(), AuthError> {
+    let (code, recovery_code, passkey) = match factor {
+        SecondFactor::Code(c) => (Some(c), None, None),
+        SecondFactor::RecoveryCode(r) => (None, Some(r), None),
+        SecondFactor::Passkey => {
+            let challenge = api::passkey_login_challenge(&PasskeyLoginStart {
+                mfa_token: pending.mfa_token,
+            })
+            .await
+            .map_err(mfa_error)?;
+            let assertion = crate::passkeys::get(challenge.options)
+                .await
+                .map_err(AuthError::Local)?;
+            (None, None, Some(assertion))
+        }
+    };
     let session = api::mfa_verify(&MfaVerifyRequest {
         mfa_token: pending.mfa_token,
         code,
         recovery_code,
+        passkey,
     })
     .await
-    .map_err(|e| {
-        if e.code == "mfa_expired" {
-            AuthError::MfaExpired(format!("{} Enter your password again.", e.message))
-        } else {
-            AuthError::Api(e)
-        }
-    })?;
+    .map_err(mfa_error)?;
     let unlocked = open_session(session, &pending.export_key, &pending.username).await?;
     keep(app, unlocked);
     Ok(())

@@ -9,6 +9,7 @@ mod clinic;
 mod components;
 mod idle;
 mod pages;
+mod passkeys;
 mod records;
 mod state;
 mod store;

@@ -114,6 +114,9 @@ pub async fn register_finish(
         password_set_at: now(),
         must_change_password: false,
         recovery: None,
+        mfa_recovery_hashes: vec![],
+        passkeys: vec![],
+        pending_passkey: None,
     };
     match state.store.create_account(account).await {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),

@@ -31,4 +31,13 @@ pub struct Config {
     /// A session unused for this many minutes ends.
     #[arg(long, env = "OPTOVAULT_SESSION_IDLE_MINUTES", default_value_t = 15)]
     pub session_idle_minutes: u32,
+    /// The address people open in the browser (scheme, host, port). Its host name is the
+    /// relying party ID of passkeys, so it must be a name, not an IP address; with `localhost`
+    /// any port is accepted.
+    #[arg(
+        long,
+        env = "OPTOVAULT_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
 }

@@ -38,6 +38,14 @@ impl ApiError {
             "Log in to continue.",
         )
     }
+    /// A failure that is ours, not the caller's; the cause is logged where it happened.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on the server; nothing was changed.",
+        )
+    }
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
     }

@@ -16,6 +16,7 @@ pub mod invitations;
 pub mod members;
 pub mod mfa;
 pub mod openapi;
+pub mod passkeys;
 pub mod policy;
 pub mod records;
 pub mod recovery;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub session_ttl_secs: i64,
     /// A session unused for this long ends (seconds).
     pub session_idle_secs: i64,
+    /// The address people open in the browser; its host is the passkeys' relying party ID.
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             cookie_secure: false,
             session_ttl_secs: 12 * 3600,
             session_idle_secs: 15 * 60,
+            public_url: "http://localhost:8080".into(),
         }
     }
 }
@@ -66,11 +70,23 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub opaque: Arc<ServerSetup<Suite>>,
     pub settings: Arc<Settings>,
+    /// The WebAuthn relying party (passkeys), built from `settings.public_url`.
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl AppState {
     /// Loads the OPAQUE server setup from the store, creating it on first start.
-    pub async fn new(store: Arc<dyn Store>, settings: Settings) -> Result<AppState, StoreError> {
+    pub async fn new(store: Arc<dyn Store>, settings: Settings) -> Result<AppState, StartError> {
+        let webauthn = passkeys::relying_party(&settings.public_url).map_err(StartError::Config)?;
         let fresh = ServerSetup::<Suite>::new(&mut OsRng).serialize().to_vec();
         let bytes = store.server_setup_or_init(fresh).await?;
         let setup =
@@ -79,6 +95,7 @@ impl AppState {
             store,
             opaque: Arc::new(setup),
             settings: Arc::new(settings),
+            webauthn: Arc::new(webauthn),
         })
     }
 }
@@ -116,6 +133,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
     let api = Router::new()
         .merge(accounts::router())
         .merge(session::router())
+        .merge(passkeys::router())
         .merge(clinics::router())
         .merge(records::router())
         .merge(events::router())

@@ -30,6 +30,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         cookie_secure: config.cookie_secure,
         session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
         session_idle_secs: i64::from(config.session_idle_minutes.max(1)) * 60,
+        public_url: config.public_url.clone(),
     };
     let state = AppState::new(Arc::new(store.clone()), settings).await?;
     if let Some(dir) = &config.static_dir {

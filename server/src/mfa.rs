@@ -76,6 +76,28 @@ fn hash_recovery(code: &str) -> [u8; 32] {
     Sha256::digest(normal.as_bytes()).into()
 }
 
+/// The second factors a login of this account can answer with.
+pub fn methods(account: &AccountRow) -> Vec<String> {
+    let mut m = Vec::new();
+    if account.totp.as_ref().is_some_and(|t| t.confirmed) {
+        m.push("totp".to_string());
+    }
+    if !account.passkeys.is_empty() {
+        m.push("passkey".to_string());
+    }
+    if !account.mfa_recovery_hashes.is_empty() {
+        m.push("recovery_code".to_string());
+    }
+    m
+}
+
+/// A fresh set of recovery codes and their hashes (issued whenever a second factor is added).
+pub fn issue_recovery_codes() -> (Vec<String>, Vec<[u8; 32]>) {
+    let codes = new_recovery_codes();
+    let hashes = codes.iter().map(|c| hash_recovery(c)).collect();
+    (codes, hashes)
+}
+
 fn new_recovery_codes() -> Vec<String> {
     (0..RECOVERY_CODES)
         .map(|_| {
@@ -103,7 +125,7 @@ pub async fn check_second_factor(
     code: Option<&str>,
     recovery: Option<&str>,
 ) -> ApiResult<bool> {
-    if !account.totp.as_ref().is_some_and(|t| t.confirmed) {
+    if !account.has_second_factor() {
         return Ok(false);
     }
     let at = now() as u64;
@@ -115,10 +137,10 @@ pub async fn check_second_factor(
         .update_account(
             account.account_id,
             Box::new(move |a| {
-                let Some(t) = a.totp.as_mut() else {
-                    return Err(StoreError::Conflict("second factor".into()));
-                };
                 if let Some(code) = &code {
+                    let Some(t) = a.totp.as_mut().filter(|t| t.confirmed) else {
+                        return Err(StoreError::Conflict("no authenticator app".into()));
+                    };
                     let gen = totp(&t.secret, &username)?;
                     let step = matching_step(&gen, code, at, t.last_step)
                         .ok_or_else(|| StoreError::Conflict("wrong code".into()))?;
@@ -126,9 +148,9 @@ pub async fn check_second_factor(
                     return Ok(());
                 }
                 if let Some(h) = &recovery {
-                    let before = t.recovery_hashes.len();
-                    t.recovery_hashes.retain(|x| x != h);
-                    if t.recovery_hashes.len() < before {
+                    let before = a.mfa_recovery_hashes.len();
+                    a.mfa_recovery_hashes.retain(|x| x != h);
+                    if a.mfa_recovery_hashes.len() < before {
                         return Ok(());
                     }
                 }
@@ -141,6 +163,14 @@ pub async fn check_second_factor(
         Err(StoreError::Conflict(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+pub fn step_expired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "mfa_expired",
+        "Log in again: this sign-in step expired.",
+    )
 }
 
 fn wrong_code() -> ApiError {
@@ -161,18 +191,12 @@ pub async fn verify(
     headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<MfaVerifyRequest>,
 ) -> ApiResult<Response> {
-    let attempt = state
+    let mut attempt = state
         .store
         .take_login_attempt(req.mfa_token)
         .await?
         .filter(|a| a.awaiting_mfa && a.expires_at > now())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "mfa_expired",
-                "Log in again: this sign-in step expired.",
-            )
-        })?;
+        .ok_or_else(step_expired)?;
     let account_id = attempt
         .account_id
         .ok_or(StoreError::Corrupt("login_attempts"))?;
@@ -199,14 +223,24 @@ pub async fn verify(
             Box::new(move |r| Some(throttle::after_attempt(r, at, MFA_FREE_ATTEMPTS))),
         )
         .await?;
-    if !check_second_factor(
-        &state,
-        &account,
-        req.code.as_deref(),
-        req.recovery_code.as_deref(),
-    )
-    .await?
-    {
+    // A passkey challenge answers once: the attempt is put back without it.
+    let challenge = attempt.passkey_challenge.take();
+    let passed = match &req.passkey {
+        Some(assertion) => {
+            crate::passkeys::check_assertion(&state, &account, challenge.as_ref(), assertion)
+                .await?
+        }
+        None => {
+            check_second_factor(
+                &state,
+                &account,
+                req.code.as_deref(),
+                req.recovery_code.as_deref(),
+            )
+            .await?
+        }
+    };
+    if !passed {
         state
             .store
             .append_event(
@@ -219,7 +253,15 @@ pub async fn verify(
         if again.mfa_failures < MAX_FAILURES_PER_LOGIN {
             state.store.put_login_attempt(again).await?;
         }
-        return Err(wrong_code());
+        return Err(if req.passkey.is_some() {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_failed",
+                "The passkey's answer is not right (or was already used); try again.",
+            )
+        } else {
+            wrong_code()
+        });
     }
     state
         .store
@@ -238,10 +280,10 @@ pub async fn status(
         .account(auth.account_id)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    let t = a.totp.filter(|t| t.confirmed);
     Ok(Json(MfaStatus {
-        totp_enabled: t.is_some(),
-        recovery_codes_left: t.map(|t| t.recovery_hashes.len() as u32).unwrap_or(0),
+        totp_enabled: a.totp.as_ref().is_some_and(|t| t.confirmed),
+        recovery_codes_left: a.mfa_recovery_hashes.len() as u32,
+        passkeys: a.passkeys.iter().map(crate::passkeys::info).collect(),
     }))
 }
 
@@ -267,7 +309,6 @@ pub async fn enroll(
                     secret: stored.clone(),
                     confirmed: false,
                     last_step: 0,
-                    recovery_hashes: vec![],
                 });
                 Ok(())
             }),
@@ -296,8 +337,7 @@ pub async fn confirm(
     auth: Authenticated,
     ApiJson(req): ApiJson<TotpCode>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    let codes = new_recovery_codes();
-    let hashes: Vec<[u8; 32]> = codes.iter().map(|c| hash_recovery(c)).collect();
+    let (codes, hashes) = issue_recovery_codes();
     let at = now() as u64;
     state
         .store
@@ -312,7 +352,7 @@ pub async fn confirm(
                     .ok_or_else(|| StoreError::Conflict("wrong code".into()))?;
                 t.confirmed = true;
                 t.last_step = step;
-                t.recovery_hashes = hashes.clone();
+                a.mfa_recovery_hashes = hashes.clone();
                 Ok(())
             }),
         )
@@ -363,6 +403,9 @@ pub async fn disable(
             auth.account_id,
             Box::new(|a| {
                 a.totp = None;
+                if !a.has_second_factor() {
+                    a.mfa_recovery_hashes.clear();
+                }
                 Ok(())
             }),
         )

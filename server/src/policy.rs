@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn has_mfa(a: &AccountRow) -> bool {
-    a.totp.as_ref().is_some_and(|t| t.confirmed)
+    a.has_second_factor()
 }
 
 /// Refuses a member's request into the clinic when the clinic's policy is not met by the

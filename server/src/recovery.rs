@@ -131,7 +131,7 @@ pub async fn start(
         registration_response: B64(started.message.serialize().to_vec()),
         recovery_bundle: recovery.sealed_key_bundle,
         public_keys: account.public_keys.clone(),
-        second_factor_required: account.totp.as_ref().is_some_and(|t| t.confirmed),
+        second_factor_required: account.has_second_factor(),
     })
     .into_response())
 }
@@ -157,7 +157,7 @@ pub async fn finish(
     check_key_material(&account.public_keys, &req.sealed_key_bundle)?;
     let presented: [u8; 32] = Sha256::digest(req.verifier.as_slice()).into();
     let key_ok: bool = presented.ct_eq(&recovery.verifier_hash).into();
-    let second_ok = account.totp.as_ref().is_none_or(|t| !t.confirmed)
+    let second_ok = !account.has_second_factor()
         || (key_ok
             && mfa::check_second_factor(
                 &state,

@@ -230,6 +230,7 @@ pub async fn login_start(
             expires_at: now() + LOGIN_ATTEMPT_TTL_SECS,
             awaiting_mfa: false,
             mfa_failures: 0,
+            passkey_challenge: None,
         })
         .await?;
     Ok(Json(LoginStartResponse {
@@ -277,7 +278,7 @@ pub async fn login_finish(
     {
         return login_failed(&state, Some(account_id), ip).await;
     }
-    if account.totp.as_ref().is_some_and(|t| t.confirmed) {
+    if account.has_second_factor() {
         // The password was right; the session waits for the second factor. The login backoff is
         // not cleared yet, so knowing the password does not buy unlimited code guesses.
         let mfa_token = Uuid::new_v4();
@@ -290,13 +291,14 @@ pub async fn login_finish(
                 expires_at: now() + MFA_STEP_TTL_SECS,
                 awaiting_mfa: true,
                 mfa_failures: 0,
+                passkey_challenge: None,
             })
             .await?;
         return Ok((
             StatusCode::ACCEPTED,
             Json(MfaRequired {
                 mfa_token,
-                methods: vec!["totp".into()],
+                methods: crate::mfa::methods(&account),
             }),
         )
             .into_response());

@@ -116,16 +116,67 @@ wire! {
     /// factor: no session yet. Send a code with the token to `/api/session/mfa` within 5 minutes.
     pub struct MfaRequired {
         pub mfa_token: Uuid,
-        /// e.g. `["totp"]`.
+        /// What the account can answer with: `totp`, `passkey`, `recovery_code`.
         pub methods: Vec<String>,
     }
 }
 wire! {
-    /// The second step of a login with a second factor: a TOTP code or a recovery code.
+    /// The second step of a login with a second factor: a TOTP code, a recovery code, or a
+    /// passkey assertion (WebAuthn `PublicKeyCredential` JSON answering the challenge from
+    /// `/api/session/mfa/passkey`).
     pub struct MfaVerifyRequest {
         pub mfa_token: Uuid,
+        #[serde(default)]
         pub code: Option<String>,
+        #[serde(default)]
         pub recovery_code: Option<String>,
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        pub passkey: Option<serde_json::Value>,
+    }
+}
+wire! {
+    /// Asks for a passkey challenge for the second step of a login.
+    pub struct PasskeyLoginStart {
+        pub mfa_token: Uuid,
+    }
+}
+wire! {
+    /// WebAuthn options for `navigator.credentials.create` (registration) or `.get` (login), as
+    /// webauthn-rs produces them: `{"publicKey": {...}}` with base64url byte strings.
+    pub struct PasskeyChallenge {
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub options: serde_json::Value,
+    }
+}
+wire! {
+    /// Starts registering a passkey or security key under a name the user chooses.
+    pub struct PasskeyRegisterStart {
+        pub name: String,
+    }
+}
+wire! {
+    /// The authenticator's answer (WebAuthn `RegisterPublicKeyCredential` JSON).
+    pub struct PasskeyRegisterFinish {
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub credential: serde_json::Value,
+    }
+}
+wire! {
+    /// A registered passkey as its owner sees it (the credential itself stays on the server).
+    pub struct PasskeyInfo {
+        pub id: Uuid,
+        pub name: String,
+        pub created_at: UnixTime,
+        pub last_used_at: Option<UnixTime>,
+    }
+}
+wire! {
+    /// A passkey was registered. Adding a second factor issues a fresh set of recovery codes
+    /// (the previous set stops working); they are shown once.
+    pub struct PasskeyRegistered {
+        pub passkey: PasskeyInfo,
+        pub recovery_codes: Vec<String>,
     }
 }
 wire! {
@@ -151,6 +202,7 @@ wire! {
     pub struct MfaStatus {
         pub totp_enabled: bool,
         pub recovery_codes_left: u32,
+        pub passkeys: Vec<PasskeyInfo>,
     }
 }
 wire! {

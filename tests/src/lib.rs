@@ -788,6 +788,7 @@ impl Client {
                 mfa_token,
                 code: code.map(str::to_string),
                 recovery_code: recovery_code.map(str::to_string),
+                passkey: None,
             },
         )
     }

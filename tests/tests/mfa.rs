@@ -112,7 +112,10 @@ fn password_step(e: &Enrolled, c: &Client) -> (uuid::Uuid, optovault_shared::cry
         "no key bundle before the code"
     );
     let m: MfaRequired = raw.parse();
-    assert_eq!(m.methods, vec!["totp".to_string()]);
+    assert_eq!(
+        m.methods,
+        vec!["totp".to_string(), "recovery_code".to_string()]
+    );
     (m.mfa_token, export)
 }
 

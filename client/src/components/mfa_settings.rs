@@ -10,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 use optovault_shared::wire::{MfaStatus, TotpCode, TotpDisableRequest, TotpEnrollment};
 
 use crate::api;
+use crate::components::passkey_settings::PasskeySettings;
 use crate::components::spinner::Spinner;
 use crate::pages::report_error;
 use crate::state::use_app;
@@ -68,6 +69,7 @@ pub fn MfaSettings() -> impl IntoView {
         }
     };
     reload();
+    let reload_for_passkeys = reload.clone();
 
     let enroll = {
         let navigate = navigate.clone();
@@ -169,8 +171,8 @@ pub fn MfaSettings() -> impl IntoView {
         <section id="mfa" class="card account-mfa" aria-labelledby="mfa-title">
             <h2 id="mfa-title">"Second factor"</h2>
             <p class="help">
-                "With an authenticator app, logging in needs a 6-digit code from your phone as \
-                 well as your password."
+                "With a second factor, logging in needs a passkey or a 6-digit code from an \
+                 authenticator app as well as your password."
             </p>
             {move || error.get().map(|e| view! { <p id="mfa-settings-error" class="error" role="alert">{e}</p> })}
             {move || note.get().map(|n| view! { <p id="mfa-note" class="notice" role="status">{n}</p> })}
@@ -178,8 +180,9 @@ pub fn MfaSettings() -> impl IntoView {
                 <div class="recovery-codes-box">
                     <h3>"Your recovery codes"</h3>
                     <p class="notice" role="status">
-                        "Print these or store them somewhere safe now: they are shown only once. \
-                         Each works once, in place of a code from your app."
+                        "Print these or store them somewhere safe now: they are shown only once, and \
+                         any earlier codes no longer work. Each works once, in place of a passkey or \
+                         a code from your app."
                     </p>
                     <ol id="recovery-codes" class="recovery-codes">
                         {codes.into_iter().map(|c| view! { <li class="recovery-code"><code>{c}</code></li> }).collect_view()}
@@ -233,7 +236,7 @@ pub fn MfaSettings() -> impl IntoView {
                             }.into_any()
                         }
                         (Some(_), None) => view! {
-                            <p id="mfa-status" class="mfa-off">"Authenticator off."</p>
+                            <p id="mfa-status" class="mfa-off">"Authenticator app off."</p>
                             <button id="mfa-enroll" type="button" class="button primary"
                                 on:click=enroll disabled=move || busy.get()>
                                 "Set up an authenticator"
@@ -242,6 +245,7 @@ pub fn MfaSettings() -> impl IntoView {
                     }
                 }
             }
+            <PasskeySettings status=status recovery_codes=recovery_codes on_change=Callback::new(move |()| reload_for_passkeys())/>
         </section>
     }
 }

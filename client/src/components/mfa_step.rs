@@ -1,5 +1,5 @@
-//! The second step of a login with a second factor (login page and lock screen): a TOTP code, or
-//! one of the recovery codes. The pending login keeps OPAQUE's export key in memory until this
+//! The second step of a login with a second factor (login page and lock screen): a passkey, a
+//! TOTP code, or one of the recovery codes. The pending login keeps OPAQUE's export key in memory until this
 //! step ends (dropping it zeroizes the key).
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::auth::{finish_sign_in, AuthError, PendingMfa};
+use crate::auth::{finish_sign_in, AuthError, PendingMfa, SecondFactor};
 use crate::components::spinner::Spinner;
 use crate::state::use_app;
 
@@ -28,36 +28,18 @@ pub fn MfaStep(
     let use_recovery = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let has_passkey = pending.methods.iter().any(|m| m == "passkey");
+    let has_totp = pending.methods.iter().any(|m| m == "totp");
+    // Without an authenticator app, the form below is for recovery codes only.
+    if !has_totp {
+        use_recovery.set(true);
+    }
 
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if busy.get_untracked() {
-            return;
-        }
-        let (c, r) = if use_recovery.get_untracked() {
-            let r = recovery.get_untracked().trim().to_string();
-            if r.is_empty() {
-                error.set(Some("Enter one of your recovery codes.".into()));
-                return;
-            }
-            (None, Some(r))
-        } else {
-            let c: String = code
-                .get_untracked()
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            if c.is_empty() {
-                error.set(Some("Enter the code from your authenticator app.".into()));
-                return;
-            }
-            (Some(c), None)
-        };
+    let finish = move |factor: SecondFactor, pending: Arc<PendingMfa>| {
         error.set(None);
         busy.set(true);
-        let pending = pending.clone();
         spawn_local(async move {
-            match finish_sign_in(app, &pending, c, r).await {
+            match finish_sign_in(app, &pending, factor).await {
                 Ok(()) => {
                     drop(pending);
                     on_done.run(());
@@ -75,6 +57,42 @@ pub fn MfaStep(
         });
     };
 
+    let use_passkey = {
+        let pending = pending.clone();
+        move |_| {
+            if !busy.get_untracked() {
+                finish(SecondFactor::Passkey, pending.clone());
+            }
+        }
+    };
+
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let factor = if use_recovery.get_untracked() {
+            let r = recovery.get_untracked().trim().to_string();
+            if r.is_empty() {
+                error.set(Some("Enter one of your recovery codes.".into()));
+                return;
+            }
+            SecondFactor::RecoveryCode(r)
+        } else {
+            let c: String = code
+                .get_untracked()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if c.is_empty() {
+                error.set(Some("Enter the code from your authenticator app.".into()));
+                return;
+            }
+            SecondFactor::Code(c)
+        };
+        finish(factor, pending.clone());
+    };
+
     let toggle = move |_| {
         use_recovery.update(|u| *u = !*u);
         error.set(None);
@@ -83,6 +101,13 @@ pub fn MfaStep(
     view! {
         <form id="mfa-form" class="card" on:submit=on_submit novalidate>
             <h2>"Second factor"</h2>
+            {has_passkey.then(|| view! {
+                <div class="actions passkey-step">
+                    <button id="use-passkey" type="button" class="button primary" on:click=use_passkey
+                        disabled=move || busy.get()>"Use a passkey or security key"</button>
+                </div>
+                <p class="help">"Or:"</p>
+            })}
             <Show
                 when=move || use_recovery.get()
                 fallback=move || view! {
@@ -106,10 +131,12 @@ pub fn MfaStep(
                 <button id="mfa-submit" type="submit" class="button primary" disabled=move || busy.get()>
                     "Continue"
                 </button>
-                <button id="use-recovery" type="button" class="button secondary" on:click=toggle
-                    disabled=move || busy.get()>
-                    {move || if use_recovery.get() { "Use the authenticator app" } else { "Use a recovery code" }}
-                </button>
+                {has_totp.then(|| view! {
+                    <button id="use-recovery" type="button" class="button secondary" on:click=toggle
+                        disabled=move || busy.get()>
+                        {move || if use_recovery.get() { "Use the authenticator app" } else { "Use a recovery code" }}
+                    </button>
+                })}
                 <Show when=move || busy.get()>
                     <Spinner label="Unlocking your keys…" />
                 </Show>

@@ -10,5 +10,6 @@ pub mod lock_screen;
 pub mod member_row;
 pub mod mfa_settings;
 pub mod mfa_step;
+pub mod passkey_settings;
 pub mod spinner;
 pub mod strength_meter;

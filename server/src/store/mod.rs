@@ -66,6 +66,42 @@ pub struct AccountRow {
     /// recovery verifier (the key itself never reaches the server).
     #[serde(default)]
     pub recovery: Option<RecoveryRow>,
+    /// SHA-256 of each unused second-factor recovery code. A fresh set is issued whenever a
+    /// second factor is added; the set is dropped when the last one is removed.
+    #[serde(default)]
+    pub mfa_recovery_hashes: Vec<[u8; 32]>,
+    /// Registered passkeys and security keys (WebAuthn), usable as the second factor.
+    #[serde(default)]
+    pub passkeys: Vec<PasskeyRow>,
+    /// A passkey registration between its two requests.
+    #[serde(default)]
+    pub pending_passkey: Option<PendingPasskey>,
+}
+
+impl AccountRow {
+    /// Whether a login must pass a second factor after the password.
+    pub fn has_second_factor(&self) -> bool {
+        self.totp.as_ref().is_some_and(|t| t.confirmed) || !self.passkeys.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyRow {
+    pub id: Uuid,
+    pub name: String,
+    /// webauthn-rs's `Passkey` (credential id, public key, counter) as JSON: that type has no
+    /// `PartialEq`, and its own serialisation is its documented storage format.
+    pub credential: serde_json::Value,
+    pub created_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingPasskey {
+    pub name: String,
+    /// webauthn-rs's `PasskeyRegistration` (the challenge) as JSON.
+    pub state: serde_json::Value,
+    pub expires_at: UnixTime,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +126,10 @@ pub struct LoginAttempt {
     /// Wrong second-factor codes tried on this attempt.
     #[serde(default)]
     pub mfa_failures: u32,
+    /// The passkey challenge issued for this attempt (webauthn-rs's `PasskeyAuthentication`
+    /// as JSON); each challenge answers once.
+    #[serde(default)]
+    pub passkey_challenge: Option<serde_json::Value>,
 }
 
 /// A confirmed or pending TOTP second factor (RFC 6238: SHA-1, 6 digits, 30 s).
@@ -100,8 +140,6 @@ pub struct TotpState {
     pub confirmed: bool,
     /// Highest time step accepted so far: a code is never accepted twice.
     pub last_step: u64,
-    /// SHA-256 of each unused recovery code.
-    pub recovery_hashes: Vec<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

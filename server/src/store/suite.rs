@@ -32,6 +32,9 @@ fn account(username: &str) -> AccountRow {
         password_set_at: 1_700_000_000,
         must_change_password: false,
         recovery: None,
+        mfa_recovery_hashes: vec![],
+        passkeys: vec![],
+        pending_passkey: None,
     }
 }
 
@@ -692,6 +695,7 @@ pub async fn login_attempts_are_single_use(store: &dyn Store) {
         expires_at: 2_000_000_000,
         awaiting_mfa: false,
         mfa_failures: 0,
+        passkey_challenge: None,
     };
     store.put_login_attempt(at.clone()).await.unwrap();
     assert_eq!(
@@ -750,6 +754,7 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         expires_at,
         awaiting_mfa: false,
         mfa_failures: 0,
+        passkey_challenge: None,
     };
     let session = |expires_at| SessionRow {
         token_hash: *Uuid::new_v4()
