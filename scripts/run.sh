@@ -7,5 +7,6 @@ bash scripts/setup.sh
 bash scripts/build-client.sh
 cargo build --release --locked -p optovault-server
 ADDR="${OPTOVAULT_ADDR:-127.0.0.1:8080}"
-echo "OptoVault: open http://$ADDR in a browser (data in ./data)"
+PORT="${ADDR##*:}"
+echo "OptoVault: open http://localhost:$PORT in a browser (data in ./data)"
 exec target/release/optovault-server --addr "$ADDR" --data-dir "${OPTOVAULT_DATA_DIR:-data}" --static-dir dist
