@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing OptoVault need, only where it is missing:
 # the wasm32 target, Trunk 0.21.14, wasm-bindgen-cli at Cargo.lock's version, wasm-opt
-# (npm binaryen@132) and playwright-core (npm), Debian's chromium, and schemathesis (PyPI).
+# (npm binaryen@132) and playwright-core (npm), Debian's chromium, and schemathesis and fhir.resources (PyPI).
 # Everything comes from crates.io, npm, PyPI or Debian: Trunk never downloads its own tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TRUNK_VERSION=0.21.14
 SCHEMATHESIS_VERSION=4.32.5
+FHIR_RESOURCES_VERSION=8.3.0
 say() { printf '[setup] %s\n' "$*"; }
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -57,6 +58,12 @@ if [ ! -x .tools/venv/bin/st ] || ! .tools/venv/bin/st --version 2>/dev/null | g
   mkdir -p .tools
   python3 -m venv .tools/venv
   .tools/venv/bin/pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# fhir.resources: an independent FHIR implementation that judges our FHIR exports.
+if ! .tools/venv/bin/python -c "import importlib.metadata as m; assert m.version('fhir.resources') == '$FHIR_RESOURCES_VERSION'" 2>/dev/null; then
+  say "installing fhir.resources $FHIR_RESOURCES_VERSION"
+  .tools/venv/bin/pip install -q --disable-pip-version-check "fhir.resources==$FHIR_RESOURCES_VERSION"
 fi
 
 say "tools ready: $(trunk --version), $(wasm-bindgen --version), $(node_modules/.bin/wasm-opt --version | head -n1)"

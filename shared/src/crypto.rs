@@ -45,6 +45,10 @@ pub enum CryptoError {
     UnknownAuthor(Uuid),
     #[error("malformed envelope: {0}")]
     Envelope(#[from] crate::envelope::EnvelopeError),
+    #[error("file chunk {0} could not be decrypted: it was altered, moved, cut short or is from another file")]
+    FileChunk(u32),
+    #[error("malformed file key")]
+    FileKey,
 }
 
 type Result<T> = std::result::Result<T, CryptoError>;
@@ -819,5 +823,257 @@ impl RecoveryKey {
             return Err(CryptoError::PublicKeyMismatch);
         }
         Ok(keys)
+    }
+}
+
+// ---- files: sealed in chunks -------------------------------------------------------------------
+//
+// Images and documents (up to 50 MiB) are sealed in 1 MiB chunks with the STREAM construction
+// (Hoang, Reyhanitabar, Rogaway, Vizár 2015) over AES-256-GCM, from the `aead` crate: the chunk's
+// position and a last-chunk flag are part of each nonce, so reordering, swapping, dropping or
+// truncating chunks fails to open. Each file has its own random key and nonce prefix, kept in the
+// file's metadata record (sealed like every record under the compartment key): no (key, nonce)
+// pair is ever used for two different plaintexts, and a retried upload re-seals the same chunk to
+// the same bytes. The associated data binds every chunk to its clinic, chart and file.
+
+use aead::stream::{NewStream, StreamBE32, StreamPrimitive};
+
+/// Plaintext bytes per chunk; every chunk but the last is exactly this long.
+pub const FILE_CHUNK_BYTES: usize = 1024 * 1024;
+/// AES-GCM's tag: a sealed chunk is this much longer than its plaintext.
+pub const FILE_CHUNK_OVERHEAD: usize = 16;
+/// The largest file a clinic can attach.
+pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
+const FILE_NONCE_PREFIX: usize = 7;
+
+/// One file's own key. Wiped from memory when dropped.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct FileKey {
+    key: [u8; 32],
+    nonce_prefix: [u8; FILE_NONCE_PREFIX],
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileKey(..)")
+    }
+}
+
+impl FileKey {
+    pub fn generate() -> FileKey {
+        let mut k = FileKey {
+            key: [0; 32],
+            nonce_prefix: [0; FILE_NONCE_PREFIX],
+        };
+        OsRng.fill_bytes(&mut k.key);
+        OsRng.fill_bytes(&mut k.nonce_prefix);
+        k
+    }
+
+    /// The key as it is stored inside the file's (sealed) metadata record.
+    pub fn to_b64(&self) -> B64 {
+        let mut raw = Vec::with_capacity(32 + FILE_NONCE_PREFIX);
+        raw.extend_from_slice(&self.key);
+        raw.extend_from_slice(&self.nonce_prefix);
+        B64(raw)
+    }
+
+    pub fn from_b64(b: &B64) -> Result<FileKey> {
+        if b.0.len() != 32 + FILE_NONCE_PREFIX {
+            return Err(CryptoError::FileKey);
+        }
+        let mut k = FileKey {
+            key: [0; 32],
+            nonce_prefix: [0; FILE_NONCE_PREFIX],
+        };
+        k.key.copy_from_slice(&b.0[..32]);
+        k.nonce_prefix.copy_from_slice(&b.0[32..]);
+        Ok(k)
+    }
+
+    fn stream(&self) -> StreamBE32<Aes256Gcm> {
+        StreamBE32::from_aead(
+            Aes256Gcm::new((&self.key).into()),
+            (&self.nonce_prefix).into(),
+        )
+    }
+}
+
+/// Where a file belongs: bound into every chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileContext {
+    pub clinic_id: Uuid,
+    pub chart_id: Uuid,
+    pub file_id: Uuid,
+}
+
+impl FileContext {
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = b"optovault/file-chunk/v1".to_vec();
+        aad.extend_from_slice(self.clinic_id.as_bytes());
+        aad.extend_from_slice(self.chart_id.as_bytes());
+        aad.extend_from_slice(self.file_id.as_bytes());
+        aad
+    }
+}
+
+/// How many chunks a file of `size` plaintext bytes has (an empty file has one, empty, chunk).
+pub fn file_chunk_count(size: u64) -> u32 {
+    let n = size.div_ceil(FILE_CHUNK_BYTES as u64).max(1);
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Seals chunk `index` of a file; `last` must be true exactly for the final chunk.
+pub fn seal_file_chunk(
+    key: &FileKey,
+    ctx: &FileContext,
+    index: u32,
+    last: bool,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    key.stream()
+        .encrypt(
+            index,
+            last,
+            Payload {
+                msg: plaintext,
+                aad: &ctx.aad(),
+            },
+        )
+        .map_err(|_| CryptoError::FileChunk(index))
+}
+
+/// Opens chunk `index`; fails if the chunk was altered, is from another position, file, chart or
+/// clinic, or if `last` does not match how it was sealed (a file cut short).
+pub fn open_file_chunk(
+    key: &FileKey,
+    ctx: &FileContext,
+    index: u32,
+    last: bool,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    key.stream()
+        .decrypt(
+            index,
+            last,
+            Payload {
+                msg: ciphertext,
+                aad: &ctx.aad(),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::FileChunk(index))
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    fn ctx() -> FileContext {
+        FileContext {
+            clinic_id: Uuid::new_v4(),
+            chart_id: Uuid::new_v4(),
+            file_id: Uuid::new_v4(),
+        }
+    }
+
+    fn seal_all(key: &FileKey, ctx: &FileContext, data: &[u8]) -> Vec<Vec<u8>> {
+        let n = file_chunk_count(data.len() as u64);
+        (0..n)
+            .map(|i| {
+                let start = i as usize * FILE_CHUNK_BYTES;
+                let end = (start + FILE_CHUNK_BYTES).min(data.len());
+                seal_file_chunk(key, ctx, i, i + 1 == n, &data[start..end]).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_round_trips_and_chunks_are_bound_to_their_place() {
+        let key = FileKey::generate();
+        let c = ctx();
+        let data: Vec<u8> = (0..(2 * FILE_CHUNK_BYTES + 123)).map(|i| i as u8).collect();
+        let sealed = seal_all(&key, &c, &data);
+        assert_eq!(sealed.len(), 3);
+        assert_eq!(sealed[0].len(), FILE_CHUNK_BYTES + FILE_CHUNK_OVERHEAD);
+        let mut opened = Vec::new();
+        for (i, ct) in sealed.iter().enumerate() {
+            opened.extend_from_slice(&open_file_chunk(&key, &c, i as u32, i == 2, ct).unwrap());
+        }
+        assert_eq!(opened, data);
+        // Swapped positions.
+        assert_eq!(
+            open_file_chunk(&key, &c, 0, false, &sealed[1]),
+            Err(CryptoError::FileChunk(0))
+        );
+        // Cut short: the second chunk presented as the last.
+        assert!(open_file_chunk(&key, &c, 1, true, &sealed[1]).is_err());
+        // The last chunk presented as a middle one (a file extended past its end).
+        assert!(open_file_chunk(&key, &c, 2, false, &sealed[2]).is_err());
+        // Another file, chart or clinic.
+        for other in [
+            FileContext {
+                file_id: Uuid::new_v4(),
+                ..c
+            },
+            FileContext {
+                chart_id: Uuid::new_v4(),
+                ..c
+            },
+            FileContext {
+                clinic_id: Uuid::new_v4(),
+                ..c
+            },
+        ] {
+            assert!(open_file_chunk(&key, &other, 0, false, &sealed[0]).is_err());
+        }
+        // Another key; a flipped bit.
+        assert!(open_file_chunk(&FileKey::generate(), &c, 0, false, &sealed[0]).is_err());
+        let mut flipped = sealed[0].clone();
+        flipped[10] ^= 1;
+        assert!(open_file_chunk(&key, &c, 0, false, &flipped).is_err());
+    }
+
+    #[test]
+    fn sealing_is_deterministic_per_file_key_and_keys_differ() {
+        let key = FileKey::generate();
+        let c = ctx();
+        // A retried upload re-seals the same plaintext to the same bytes (no new nonce needed).
+        assert_eq!(
+            seal_file_chunk(&key, &c, 0, true, b"scan").unwrap(),
+            seal_file_chunk(&key, &c, 0, true, b"scan").unwrap()
+        );
+        // Two files never share a key stream.
+        let other = FileKey::generate();
+        assert_ne!(
+            seal_file_chunk(&key, &c, 0, true, b"scan").unwrap(),
+            seal_file_chunk(&other, &c, 0, true, b"scan").unwrap()
+        );
+        let restored = FileKey::from_b64(&key.to_b64()).unwrap();
+        assert_eq!(
+            open_file_chunk(
+                &restored,
+                &c,
+                0,
+                true,
+                &seal_file_chunk(&key, &c, 0, true, b"x").unwrap()
+            )
+            .unwrap()
+            .as_slice(),
+            b"x"
+        );
+        assert_eq!(
+            FileKey::from_b64(&B64(vec![0; 10])).unwrap_err(),
+            CryptoError::FileKey
+        );
+    }
+
+    #[test]
+    fn chunk_counts() {
+        assert_eq!(file_chunk_count(0), 1);
+        assert_eq!(file_chunk_count(1), 1);
+        assert_eq!(file_chunk_count(FILE_CHUNK_BYTES as u64), 1);
+        assert_eq!(file_chunk_count(FILE_CHUNK_BYTES as u64 + 1), 2);
+        assert_eq!(file_chunk_count(MAX_FILE_BYTES), 50);
     }
 }
