@@ -4,6 +4,13 @@
 use serde::{Deserialize, Serialize};
 use time::macros::format_description;
 use time::Date;
+use uuid::Uuid;
+
+use crate::chart::{
+    age_on, Appointment, Attachment, ContactLensRx, Exam, Invoice, Payment, ReminderContact,
+    SpectacleRx,
+};
+use crate::envelope::Compartment;
 
 /// A validation problem tied to one form field, so the UI can show it beside the field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,15 +20,105 @@ pub struct FieldError {
 }
 
 /// What kind of record a decrypted payload is. Inside the ciphertext, so the server never learns
-/// it (only the compartment is visible).
+/// it (only the compartment is visible). Every record but the patient has `chart_id` = the
+/// patient's record id. The serde tag is `kind` (see [`RecordBody::kind`]), so no record type
+/// has a top-level field of that name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum RecordBody {
-    /// Compartment `demographics`; the chart root (`chart_id == record_id`).
+    /// `patient`, compartment `demographics`; the chart root (`chart_id == record_id`).
     Patient(Patient),
-    /// Compartment `clinical`; `chart_id` is the patient's record id. A stand-in for the
-    /// optometry chart (exams, prescriptions) until that issue lands.
+    /// `clinical_note`, compartment `clinical`: free text.
     ClinicalNote(ClinicalNote),
+    /// `exam`, compartment `clinical`.
+    Exam(Exam),
+    /// `spectacle_rx`, compartment `prescriptions`.
+    SpectacleRx(SpectacleRx),
+    /// `contact_lens_rx`, compartment `prescriptions`.
+    ContactLensRx(ContactLensRx),
+    /// `appointment`, compartment `demographics`.
+    Appointment(Appointment),
+    /// `reminder_contact`, compartment `demographics`: one recall or appointment reminder.
+    ReminderContact(ReminderContact),
+    /// `invoice`, compartment `billing` (also credit notes).
+    Invoice(Invoice),
+    /// `payment`, compartment `billing` (also refunds).
+    Payment(Payment),
+    /// `attachment`, compartment `clinical`: metadata of an uploaded file.
+    Attachment(Attachment),
+}
+
+impl RecordBody {
+    /// Every `kind` tag, in declaration order.
+    pub const KINDS: [&'static str; 10] = [
+        "patient",
+        "clinical_note",
+        "exam",
+        "spectacle_rx",
+        "contact_lens_rx",
+        "appointment",
+        "reminder_contact",
+        "invoice",
+        "payment",
+        "attachment",
+    ];
+
+    /// The serde tag of this record (`"patient"`, `"spectacle_rx"`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RecordBody::Patient(_) => "patient",
+            RecordBody::ClinicalNote(_) => "clinical_note",
+            RecordBody::Exam(_) => "exam",
+            RecordBody::SpectacleRx(_) => "spectacle_rx",
+            RecordBody::ContactLensRx(_) => "contact_lens_rx",
+            RecordBody::Appointment(_) => "appointment",
+            RecordBody::ReminderContact(_) => "reminder_contact",
+            RecordBody::Invoice(_) => "invoice",
+            RecordBody::Payment(_) => "payment",
+            RecordBody::Attachment(_) => "attachment",
+        }
+    }
+
+    /// The compartment (and so the key) the record is sealed under.
+    pub fn compartment(&self) -> Compartment {
+        match self {
+            RecordBody::Patient(_)
+            | RecordBody::Appointment(_)
+            | RecordBody::ReminderContact(_) => Compartment::Demographics,
+            RecordBody::Exam(_) | RecordBody::ClinicalNote(_) | RecordBody::Attachment(_) => {
+                Compartment::Clinical
+            }
+            RecordBody::SpectacleRx(_) | RecordBody::ContactLensRx(_) => Compartment::Prescriptions,
+            RecordBody::Invoice(_) | RecordBody::Payment(_) => Compartment::Billing,
+        }
+    }
+
+    /// Validates whatever record this is; `today` is the caller's date (`YYYY-MM-DD`).
+    pub fn validate(&self, today: &str) -> Result<(), Vec<FieldError>> {
+        match self {
+            RecordBody::Patient(p) => p.validate(today),
+            RecordBody::ClinicalNote(n) => n.validate(),
+            RecordBody::Exam(e) => e.validate(today),
+            RecordBody::SpectacleRx(r) => r.validate(today),
+            RecordBody::ContactLensRx(r) => r.validate(today),
+            RecordBody::Appointment(a) => a.validate(),
+            RecordBody::ReminderContact(r) => r.validate(),
+            RecordBody::Invoice(i) => i.validate(today),
+            RecordBody::Payment(p) => p.validate(today),
+            RecordBody::Attachment(a) => a.validate(today),
+        }
+    }
+
+    /// Non-blocking warnings (records without warning rules have none).
+    pub fn warnings(&self) -> Vec<FieldError> {
+        match self {
+            RecordBody::Exam(e) => e.warnings(),
+            RecordBody::SpectacleRx(r) => r.warnings(),
+            RecordBody::ContactLensRx(r) => r.warnings(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A free-text clinical note on a patient's chart.
@@ -92,7 +189,66 @@ pub struct Address {
     pub country: String,
 }
 
+/// Whether the patient is seen at the clinic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientStatus {
+    #[default]
+    Active,
+    Inactive,
+    Deceased,
+}
+
+/// A parent or legal guardian; required for a patient under 18.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardian {
+    pub name: String,
+    /// "mother", "legal guardian", ...
+    pub relationship: String,
+    pub phone: String,
+}
+
+/// One insurance plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Insurance {
+    pub payer: String,
+    pub member_id: String,
+    #[serde(default)]
+    pub group: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentType {
+    #[default]
+    Treatment,
+    Privacy,
+    DataSharing,
+    Telehealth,
+    Photography,
+    /// Being contacted for recalls and reminders.
+    Reminders,
+    Other,
+}
+
+/// A consent the patient (or guardian) signed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    pub consent_type: ConsentType,
+    /// `YYYY-MM-DD`.
+    pub signed_at: String,
+    /// Record id of the scanned form (an attachment), if any.
+    #[serde(default)]
+    pub document: Option<Uuid>,
+}
+
 /// A patient's demographics: the chart root record (compartment `demographics`).
+///
+/// Fields after `notes` were added with the optometry chart; each has a serde default so records
+/// written before still open.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Patient {
@@ -104,8 +260,24 @@ pub struct Patient {
     pub phone: String,
     pub email: String,
     pub address: Address,
+    /// The primary plan's member id (kept from before `insurance`; shown in lists and search).
     pub insurance_member_id: String,
     pub notes: String,
+    /// The clinic's own chart number, free form (empty if unused).
+    #[serde(default)]
+    pub chart_number: String,
+    #[serde(default)]
+    pub status: PatientStatus,
+    /// Required while the patient is under 18.
+    #[serde(default)]
+    pub guardian: Option<Guardian>,
+    #[serde(default)]
+    pub insurance: Vec<Insurance>,
+    #[serde(default)]
+    pub consents: Vec<Consent>,
+    /// When the patient is next due for a recall exam, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub recall_due: Option<String>,
 }
 
 const NAME_MAX: usize = 100;
@@ -151,7 +323,30 @@ impl Patient {
             *f = f.trim().to_string();
         }
         self.notes = self.notes.trim_end().to_string();
+        self.chart_number = self.chart_number.trim().to_string();
+        if let Some(g) = &mut self.guardian {
+            for f in [&mut g.name, &mut g.relationship, &mut g.phone] {
+                *f = f.trim().to_string();
+            }
+        }
+        for i in &mut self.insurance {
+            for f in [&mut i.payer, &mut i.member_id, &mut i.group] {
+                *f = f.trim().to_string();
+            }
+        }
+        if let Some(r) = &mut self.recall_due {
+            *r = r.trim().to_string();
+        }
         self
+    }
+
+    /// Whether the patient is under 18 on `today` (`YYYY-MM-DD`); `false` if either date does
+    /// not parse.
+    pub fn is_minor(&self, today: &str) -> bool {
+        match (parse_date(&self.date_of_birth), parse_date(today)) {
+            (Some(dob), Some(today)) => dob <= today && age_on(dob, today) < 18,
+            _ => false,
+        }
     }
 
     /// Checks every field; `today` is the caller's current date (`YYYY-MM-DD`).
@@ -181,34 +376,14 @@ impl Patient {
                 }
             }
         }
-        if !self.phone.is_empty() {
-            let digits = self.phone.chars().filter(|c| c.is_ascii_digit()).count();
-            let allowed = self
-                .phone
-                .chars()
-                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-            if !allowed || !(7..=15).contains(&digits) || self.phone.len() > 25 {
-                err(
-                    "phone",
-                    "Phone must have 7 to 15 digits (spaces, + - ( ) . allowed).",
-                );
-            }
+        if !self.phone.is_empty() && !valid_phone(&self.phone) {
+            err("phone", PHONE_RULE);
         }
         if !self.email.is_empty() && !valid_email(&self.email) {
             err("email", "Email must look like name@example.org.");
         }
-        if !self.insurance_member_id.is_empty() {
-            let ok = self.insurance_member_id.len() <= 40
-                && self
-                    .insurance_member_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ');
-            if !ok {
-                err(
-                    "insurance_member_id",
-                    "Member id: up to 40 letters, digits, spaces or dashes.",
-                );
-            }
+        if !self.insurance_member_id.is_empty() && !valid_member_id(&self.insurance_member_id) {
+            err("insurance_member_id", MEMBER_ID_RULE);
         }
         too_long(&mut errors, "given_name", &self.given_name, NAME_MAX);
         too_long(&mut errors, "family_name", &self.family_name, NAME_MAX);
@@ -257,10 +432,116 @@ impl Patient {
                 message: "Control characters are not allowed.".into(),
             });
         }
+        self.validate_chart_fields(today, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
+        }
+    }
+
+    /// The fields added with the optometry chart.
+    fn validate_chart_fields(&self, today: &str, errors: &mut Vec<FieldError>) {
+        let mut err =
+            |field: &'static str, message: String| errors.push(FieldError { field, message });
+        let one_line = |s: &str, max: usize| s.chars().count() <= max && !has_control(s, false);
+        if !self.chart_number.is_empty() {
+            let ok = self.chart_number.len() <= 20
+                && self
+                    .chart_number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c));
+            if !ok {
+                err(
+                    "chart_number",
+                    "Chart number: up to 20 letters, digits or - / .".into(),
+                );
+            }
+        }
+        match &self.guardian {
+            None => {
+                if self.is_minor(today) {
+                    err(
+                        "guardian.name",
+                        "A parent or guardian is required for a patient under 18.".into(),
+                    );
+                }
+            }
+            Some(g) => {
+                if g.name.trim().is_empty() {
+                    err("guardian.name", "The guardian's name is required.".into());
+                } else if !one_line(&g.name, NAME_MAX) {
+                    err(
+                        "guardian.name",
+                        format!("At most {NAME_MAX} characters, no control characters."),
+                    );
+                }
+                if g.relationship.trim().is_empty() {
+                    err(
+                        "guardian.relationship",
+                        "The relationship to the patient is required.".into(),
+                    );
+                } else if !one_line(&g.relationship, 50) {
+                    err(
+                        "guardian.relationship",
+                        "At most 50 characters, no control characters.".into(),
+                    );
+                }
+                if g.phone.is_empty() {
+                    err("guardian.phone", "The guardian's phone is required.".into());
+                } else if !valid_phone(&g.phone) {
+                    err("guardian.phone", PHONE_RULE.into());
+                }
+            }
+        }
+        for (i, ins) in self.insurance.iter().enumerate() {
+            let n = i + 1;
+            if ins.payer.trim().is_empty() || !one_line(&ins.payer, NAME_MAX) {
+                err(
+                    "insurance.payer",
+                    format!(
+                        "Insurance {n}: the payer is required (at most {NAME_MAX} characters)."
+                    ),
+                );
+            }
+            if !valid_member_id(&ins.member_id) {
+                err(
+                    "insurance.member_id",
+                    format!("Insurance {n}: {MEMBER_ID_RULE} Required."),
+                );
+            }
+            if !ins.group.is_empty() && !valid_member_id(&ins.group) {
+                err(
+                    "insurance.group",
+                    format!("Insurance {n}: group: up to 40 letters, digits, spaces or dashes."),
+                );
+            }
+        }
+        let today = parse_date(today);
+        for (i, c) in self.consents.iter().enumerate() {
+            let n = i + 1;
+            match parse_date(&c.signed_at) {
+                None => err(
+                    "consents.signed_at",
+                    format!("Consent {n}: the signing date is required, as YYYY-MM-DD."),
+                ),
+                Some(d) if today.is_some_and(|t| d > t) => err(
+                    "consents.signed_at",
+                    format!("Consent {n}: the signing date cannot be in the future."),
+                ),
+                Some(_) => {}
+            }
+            if c.document.is_some_and(|d| d.is_nil()) {
+                err(
+                    "consents.document",
+                    format!("Consent {n}: choose the scanned form."),
+                );
+            }
+        }
+        if let Some(r) = &self.recall_due {
+            if parse_date(r).is_none() {
+                err("recall_due", "The recall date must be YYYY-MM-DD.".into());
+            }
         }
     }
 
@@ -273,13 +554,14 @@ impl Patient {
     /// phone, email or member id. An empty query matches everything.
     pub fn matches(&self, query: &str) -> bool {
         let hay = format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             self.given_name,
             self.family_name,
             self.date_of_birth,
             self.phone,
             self.email,
-            self.insurance_member_id
+            self.insurance_member_id,
+            self.chart_number
         )
         .to_lowercase();
         let phone_digits: String = self.phone.chars().filter(|c| c.is_ascii_digit()).collect();
@@ -288,6 +570,24 @@ impl Patient {
             hay.contains(&w) || (w.chars().all(|c| c.is_ascii_digit()) && phone_digits.contains(&w))
         })
     }
+}
+
+const PHONE_RULE: &str = "Phone must have 7 to 15 digits (spaces, + - ( ) . allowed).";
+const MEMBER_ID_RULE: &str = "Member id: up to 40 letters, digits, spaces or dashes.";
+
+fn valid_phone(s: &str) -> bool {
+    let digits = s.chars().filter(|c| c.is_ascii_digit()).count();
+    let allowed = s
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    allowed && (7..=15).contains(&digits) && s.len() <= 25
+}
+
+fn valid_member_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
 }
 
 fn valid_email(s: &str) -> bool {

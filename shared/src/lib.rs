@@ -11,8 +11,10 @@
 //! Ids are random UUIDv4: they reveal nothing about order or origin.
 
 pub mod b64;
+pub mod chart;
 pub mod domain;
 pub mod envelope;
+pub mod fhir;
 pub mod opaque;
 pub mod roster;
 pub mod wire;

@@ -30,6 +30,7 @@ fn canary_patient() -> Patient {
         },
         insurance_member_id: canary("MEMBERID"),
         notes: format!("{}\nsecond line {}", canary("NOTES"), canary("NOTES2")),
+        ..Default::default()
     }
 }
 

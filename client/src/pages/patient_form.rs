@@ -128,6 +128,7 @@ impl Form {
             },
             insurance_member_id: self.insurance_member_id.get_untracked(),
             notes: self.notes.get_untracked(),
+            ..Default::default()
         }
     }
 }
