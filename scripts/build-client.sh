@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 cargo fetch --locked >/dev/null
-trunk build --offline --release
+# OV_DIST_DIR builds elsewhere than dist/ (so a build never replaces files under running tests).
+DIST="${OV_DIST_DIR:-dist}"
+trunk build --offline --release --dist "$DIST"
 # The page must start without inline script (the CSP forbids it).
-if grep -qiE '<script>|<script type="module">' dist/index.html; then
-  echo "dist/index.html has an inline script; the CSP would block it" >&2
+if grep -qiE '<script>|<script type="module">' "$DIST/index.html"; then
+  echo "$DIST/index.html has an inline script; the CSP would block it" >&2
   exit 1
 fi
-echo "client built: $(du -h dist/*.wasm | cut -f1) wasm"
+echo "client built: $(du -h "$DIST"/*.wasm | cut -f1) wasm"

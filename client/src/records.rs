@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use leptos::prelude::Update;
+
 use optovault_shared::crypto::{seal_record, RecordSlot};
 use optovault_shared::domain::RecordBody;
 use optovault_shared::envelope::Purpose;
@@ -80,5 +82,50 @@ pub async fn write_record(
         }
         Err(e) => Err(e),
         Ok(done) => Ok((done, clinic)),
+    }
+}
+
+/// Saves one version of a chart record other than the patient record itself (an exam, a
+/// prescription, an appointment, an invoice …): validates it, seals it into the compartment its
+/// kind belongs to, writes it, and keeps it in the clinic's store. On a version conflict the store
+/// is synced (so the latest version shows) and the conflict is returned for the form to explain.
+/// Returns the new version.
+pub async fn save_item(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    record_id: Uuid,
+    expected_version: u64,
+    body: RecordBody,
+) -> Result<u64, ApiError> {
+    let clinic = crate::clinic::ensure_clinic(app, &me, clinic_id).await?;
+    let draft = Draft {
+        record_id,
+        chart_id,
+        expected_version,
+        compartment: body.compartment(),
+        body: &body,
+    };
+    let store = app.store(clinic_id);
+    match write_record(app, &me, clinic, &draft).await {
+        Ok((done, clinic)) => {
+            let version = expected_version + 1;
+            store.update(|s| s.saved_item(chart_id, record_id, version, done.seq, body, &me));
+            // Pick up what others wrote meanwhile; a failure here does not undo the save.
+            let _ = crate::store::sync(app, me, clinic, store).await;
+            Ok(version)
+        }
+        Err(e) if e.code == "version_conflict" => {
+            if let Some(clinic) = app.clinic(&clinic_id) {
+                let _ = crate::store::sync(app, me, clinic, store).await;
+            }
+            Err(ApiError::local(
+                "version_conflict",
+                "Someone else changed this record meanwhile; the latest version is shown. \
+                 Make your change again.",
+            ))
+        }
+        Err(e) => Err(e),
     }
 }

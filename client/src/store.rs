@@ -2,7 +2,8 @@
 //!
 //! The server's change feed is read from the store's cursor onwards, so after the first sync only
 //! what changed is fetched. Every envelope is verified against the clinic's roster and decrypted
-//! here; records are kept by kind (patients; clinical notes per chart). The highest version seen
+//! here; patients are kept by id, every other record (exams, prescriptions, appointments,
+//! invoices, payments, notes, attachments) under its chart. The highest version seen
 //! of each record is kept, and a record whose version goes backwards or that fails to open is
 //! flagged, never shown as valid. A record of a kind or compartment this client does not handle
 //! (or whose compartment my role is not granted) is ignored.
@@ -20,7 +21,7 @@ use optovault_shared::crypto::{open_record, CryptoError};
 use optovault_shared::domain::{Patient, RecordBody};
 use optovault_shared::envelope::Purpose;
 use optovault_shared::wire::RestrictedChart;
-use optovault_shared::{Compartment, RecordEnvelope};
+use optovault_shared::RecordEnvelope;
 use uuid::Uuid;
 
 use crate::api::{self, ApiError};
@@ -30,6 +31,20 @@ use crate::util::sleep;
 
 /// Changes asked for per request.
 pub const PAGE_SIZE: usize = 500;
+
+/// A record of a chart other than the patient record itself, as this client holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub id: Uuid,
+    pub version: u64,
+    /// Position in the clinic's change feed (lists are shown in this order).
+    pub seq: u64,
+    pub body: RecordBody,
+    /// Username of whoever wrote this version.
+    pub author: String,
+    /// Written by someone removed from the clinic since.
+    pub former: bool,
+}
 
 /// A clinical note as shown on its patient's page.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,8 +67,8 @@ pub struct RecordStore {
     pub head: u64,
     /// Record id -> (highest version seen, patient).
     pub patients: BTreeMap<Uuid, (u64, Patient)>,
-    /// Chart (patient record id) -> note id -> note.
-    pub notes: BTreeMap<Uuid, BTreeMap<Uuid, Note>>,
+    /// Chart (patient record id) -> record id -> every other record of the chart.
+    pub items: BTreeMap<Uuid, BTreeMap<Uuid, Item>>,
     /// Highest trusted version of every record kept above.
     versions: BTreeMap<Uuid, u64>,
     /// Record id -> username of the former member who wrote the version shown.
@@ -79,9 +94,10 @@ pub struct RecordStore {
 #[derive(Debug)]
 pub enum Opened {
     Patient(Patient),
-    Note {
+    /// Any other record of a chart.
+    Item {
         chart_id: Uuid,
-        text: String,
+        body: RecordBody,
     },
     /// Not a record this client shows (the clinic's profile, an unknown kind, a compartment my
     /// role is not granted): ignored.
@@ -124,9 +140,9 @@ impl RecordStore {
             }
             Some(known) if c.version == known => {
                 self.errors.remove(&id);
-                if let Opened::Note { chart_id, .. } = opened {
+                if let Opened::Item { chart_id, .. } = opened {
                     // Our own write seen again: take its place in the feed.
-                    if let Some(n) = self.notes.get_mut(&chart_id).and_then(|m| m.get_mut(&id)) {
+                    if let Some(n) = self.items.get_mut(&chart_id).and_then(|m| m.get_mut(&id)) {
                         n.seq = c.seq;
                     }
                 }
@@ -144,18 +160,18 @@ impl RecordStore {
             Opened::Patient(p) => {
                 self.patients.insert(id, (c.version, p));
             }
-            Opened::Note { chart_id, text } => {
+            Opened::Item { chart_id, body } => {
                 let (author, former) = c
                     .author
                     .map(|a| (a.username().to_string(), a.is_former()))
                     .unwrap_or_default();
-                self.notes.entry(chart_id).or_default().insert(
+                self.items.entry(chart_id).or_default().insert(
                     id,
-                    Note {
+                    Item {
                         id,
                         version: c.version,
                         seq: c.seq,
-                        text,
+                        body,
                         author,
                         former,
                     },
@@ -173,8 +189,8 @@ impl RecordStore {
             .insert(record_id);
     }
 
-    /// Every record of a chart the feed has sent me: its patient record and its notes, and any
-    /// record of a kind this client does not show.
+    /// Every record of a chart the feed has sent me: its patient record, its other records, and
+    /// any record of a kind this client does not show.
     pub fn records_of_chart(&self, chart_id: &Uuid) -> BTreeSet<Uuid> {
         let mut ids = self
             .chart_records
@@ -184,8 +200,8 @@ impl RecordStore {
         if self.patients.contains_key(chart_id) {
             ids.insert(*chart_id);
         }
-        if let Some(notes) = self.notes.get(chart_id) {
-            ids.extend(notes.keys().copied());
+        if let Some(items) = self.items.get(chart_id) {
+            ids.extend(items.keys().copied());
         }
         ids
     }
@@ -200,7 +216,7 @@ impl RecordStore {
         self.charts.values().filter(|c| !c.in_care_team).count()
     }
 
-    /// Drops everything held of a chart (its patient, its notes, any other record of it).
+    /// Drops everything held of a chart (its patient and every other record of it).
     fn purge(&mut self, chart_id: Uuid) {
         for id in self.records_of_chart(&chart_id) {
             self.patients.remove(&id);
@@ -208,7 +224,7 @@ impl RecordStore {
             self.errors.remove(&id);
             self.former.remove(&id);
         }
-        self.notes.remove(&chart_id);
+        self.items.remove(&chart_id);
         self.chart_records.remove(&chart_id);
     }
 
@@ -250,34 +266,65 @@ impl RecordStore {
         });
     }
 
-    /// Records a note this client has just written itself.
-    pub fn saved_note(
+    /// Records a version of a chart record this client has just written itself.
+    pub fn saved_item(
         &mut self,
         chart_id: Uuid,
         record_id: Uuid,
+        version: u64,
         seq: u64,
-        text: String,
+        body: RecordBody,
         me: &Unlocked,
     ) {
         self.filed(chart_id, record_id);
         self.apply(Change {
             record_id,
-            version: 1,
+            version,
             seq,
             author: Some(me_as_author(me)),
-            opened: Opened::Note { chart_id, text },
+            opened: Opened::Item { chart_id, body },
         });
+    }
+
+    /// The records of a chart, in feed order.
+    pub fn items_of(&self, chart_id: &Uuid) -> Vec<Item> {
+        let mut items: Vec<Item> = self
+            .items
+            .get(chart_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        items.sort_by_key(|n| (n.seq, n.id));
+        items
+    }
+
+    /// One record of a chart.
+    pub fn item(&self, chart_id: &Uuid, record_id: &Uuid) -> Option<&Item> {
+        self.items.get(chart_id).and_then(|m| m.get(record_id))
+    }
+
+    /// Every chart record of the clinic with its chart id (calendars and work lists).
+    pub fn all_items(&self) -> impl Iterator<Item = (Uuid, &Item)> {
+        self.items
+            .iter()
+            .flat_map(|(chart, m)| m.values().map(move |i| (*chart, i)))
     }
 
     /// The notes of a chart, oldest first.
     pub fn notes_of(&self, chart_id: &Uuid) -> Vec<Note> {
-        let mut notes: Vec<Note> = self
-            .notes
-            .get(chart_id)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        notes.sort_by_key(|n| (n.seq, n.id));
-        notes
+        self.items_of(chart_id)
+            .into_iter()
+            .filter_map(|i| match i.body {
+                RecordBody::ClinicalNote(n) => Some(Note {
+                    id: i.id,
+                    version: i.version,
+                    seq: i.seq,
+                    text: n.text,
+                    author: i.author,
+                    former: i.former,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -300,25 +347,27 @@ fn describe(e: CryptoError) -> String {
     }
 }
 
-/// The kind of record an envelope's header says it can be (the kind itself is encrypted).
-fn expected_kind(clinic_id: &Uuid, env: &RecordEnvelope) -> Option<&'static str> {
-    if &env.record_id == clinic_id {
-        // The clinic's profile, opened by the clinics page.
-        return None;
-    }
-    match env.compartment {
-        Compartment::Demographics if env.chart_id == env.record_id => Some("patient"),
-        Compartment::Clinical if env.chart_id != env.record_id => Some("clinical_note"),
-        _ => None,
-    }
+/// Whether an envelope is a chart's record (not the clinic's profile, which the clinics page
+/// opens).
+fn is_chart_record(clinic_id: &Uuid, env: &RecordEnvelope) -> bool {
+    &env.record_id != clinic_id
+}
+
+/// Whether a decrypted record sits where it claims to: its kind's compartment is the envelope's,
+/// and only a patient record is its chart's root (`chart_id == record_id`). The envelope's header
+/// is authenticated, so a record moved to another compartment or chart would not have opened; this
+/// catches a record sealed in the wrong place by a faulty or hostile client.
+pub fn filed_correctly(body: &RecordBody, env: &RecordEnvelope) -> bool {
+    let root = env.chart_id == env.record_id;
+    body.compartment() == env.compartment && root == matches!(body, RecordBody::Patient(_))
 }
 
 /// Verifies and decrypts one envelope of the change feed; the author's key comes from the
 /// clinic's verified roster (current members, and former ones for what they wrote before).
 pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Author>) {
-    let Some(kind) = expected_kind(&clinic.id, env) else {
+    if !is_chart_record(&clinic.id, env) {
         return (Opened::Skip, None);
-    };
+    }
     let Some(keyring) = clinic
         .keyring
         .as_ref()
@@ -334,22 +383,22 @@ pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Aut
         Err(e) => return (Opened::Bad(describe(e)), author),
     };
     let opened = match serde_json::from_slice::<RecordBody>(&plain) {
-        Ok(RecordBody::Patient(p)) if kind == "patient" => Opened::Patient(p),
-        Ok(RecordBody::ClinicalNote(n)) if kind == "clinical_note" => Opened::Note {
+        Ok(body) if !filed_correctly(&body, env) => {
+            Opened::Bad("The record's content does not match where it is filed.".into())
+        }
+        Ok(RecordBody::Patient(p)) => Opened::Patient(p),
+        Ok(body) => Opened::Item {
             chart_id: env.chart_id,
-            text: n.text,
+            body,
         },
-        Ok(_) => Opened::Bad("The record's content does not match where it is filed.".into()),
         Err(_) => {
             // A kind from a newer client is ignored; a known kind that does not parse is not.
             let tag = serde_json::from_slice::<serde_json::Value>(&plain)
                 .ok()
                 .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string));
             match tag.as_deref() {
-                Some("patient") | Some("clinical_note") | None => {
-                    Opened::Bad("The record's content is unreadable.".into())
-                }
-                Some(_) => Opened::Skip,
+                Some(k) if !RecordBody::KINDS.contains(&k) => Opened::Skip,
+                _ => Opened::Bad("The record's content is unreadable.".into()),
             }
         }
     };
@@ -364,7 +413,7 @@ fn needs_refresh(clinic: &Clinic, envs: &[&RecordEnvelope]) -> bool {
         return false;
     };
     envs.iter().any(|env| {
-        expected_kind(&clinic.id, env).is_some()
+        is_chart_record(&clinic.id, env)
             && (clinic.author(&env.author).is_none()
                 || (clinic.holds(env.compartment) && keyring.by_id(&env.key_id).is_none()))
     })
@@ -484,6 +533,7 @@ mod tests {
     use optovault_shared::roster::{Roster, RosterChange};
     use optovault_shared::team::{genesis_entry, next_entry, sign_entry, verify_roster};
     use optovault_shared::wire::Role;
+    use optovault_shared::Compartment;
 
     fn patient(name: &str) -> Patient {
         Patient {
@@ -535,9 +585,9 @@ mod tests {
         let mut s = RecordStore::default();
         let (chart, other) = (Uuid::new_v4(), Uuid::new_v4());
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let note = |text: &str, chart_id| Opened::Note {
+        let note = |text: &str, chart_id| Opened::Item {
             chart_id,
-            text: text.into(),
+            body: RecordBody::ClinicalNote(ClinicalNote { text: text.into() }),
         };
         s.apply(Change {
             seq: 9,
@@ -577,9 +627,9 @@ mod tests {
         s.apply(change(
             note,
             1,
-            Opened::Note {
+            Opened::Item {
                 chart_id: hidden,
-                text: "x".into(),
+                body: RecordBody::ClinicalNote(ClinicalNote { text: "x".into() }),
             },
         ));
         // A record of a kind this client does not show, filed on the chart.
@@ -755,7 +805,7 @@ mod tests {
         let env = seal(&t, &t.member, chart, id, Compartment::Clinical, &body);
         let (opened, author) = open_change(&c, &env);
         assert!(
-            matches!(opened, Opened::Note { chart_id, ref text } if chart_id == chart && text == "IOP 18/19")
+            matches!(opened, Opened::Item { chart_id, body: RecordBody::ClinicalNote(ref n) } if chart_id == chart && n.text == "IOP 18/19")
         );
         let mut s = RecordStore::default();
         s.apply(Change {

@@ -12,7 +12,7 @@ export const OUTPUT = process.env.OV_TEST_OUTPUT || join(ROOT, 'test-output');
 mkdirSync(OUTPUT, { recursive: true });
 
 const SERVER_BIN = process.env.OPTOVAULT_SERVER_BIN || join(ROOT, 'target/debug/optovault-server');
-const STATIC_DIR = join(ROOT, 'dist');
+const STATIC_DIR = process.env.OV_DIST_DIR ? resolve(process.env.OV_DIST_DIR) : join(ROOT, 'dist');
 
 /** Starts the real server binary; resolves once it prints its address. */
 export async function startServer(name) {

@@ -74,8 +74,7 @@ pub fn ClinicalNotes(
             };
             match write_record(app, &me, clinic, &draft).await {
                 Ok((done, clinic)) => {
-                    store_arc
-                        .update(|s| s.saved_note(chart_id, record_id, done.seq, note.text, &me));
+                    store_arc.update(|s| s.saved_item(chart_id, record_id, 1, done.seq, body, &me));
                     text.set(String::new());
                     draft_id.set(Uuid::new_v4());
                     if let Err(e) = sync(app, me, clinic, store_arc).await {

@@ -14,8 +14,11 @@ use crate::clinic::ensure_clinic;
 use crate::components::app_header::AppHeader;
 use crate::components::chart_access::ChartAccess;
 use crate::components::clinical_notes::ClinicalNotes;
+use crate::components::exams::Exams;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
+use crate::components::prescriptions::Prescriptions;
 use crate::components::spinner::Spinner;
+use crate::components::trends::Trends;
 use crate::pages::not_found::NotFound;
 use crate::pages::patients::clinic_id_param;
 use crate::pages::report_error;
@@ -408,6 +411,9 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             {(!is_new).then(|| {
                 let ready = Signal::derive(move || !loading.get() && found.get());
                 view! {
+                    <Trends clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <Exams me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <Prescriptions me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                 }
