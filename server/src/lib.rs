@@ -11,6 +11,7 @@ pub mod clinics;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod http;
 pub mod invitations;
 pub mod members;
@@ -136,6 +137,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(passkeys::router())
         .merge(clinics::router())
         .merge(records::router())
+        .merge(files::router())
         .merge(events::router())
         .merge(members::router())
         .merge(invitations::router())
@@ -158,6 +160,8 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         let index = dir.join("index.html");
         app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
     }
+    // The JSON API's body limit. The file chunk route sets its own, tighter one
+    // (`files::MAX_CHUNK_BYTES`), which takes precedence over this outer layer.
     let mut app = app
         .layer(DefaultBodyLimit::max(
             optovault_shared::limits::MAX_BODY_BYTES,

@@ -63,8 +63,13 @@ use utoipa::OpenApi;
         crate::members::unlock_member,
         crate::charts::restrict,
         crate::charts::change_team,
+        crate::files::start,
+        crate::files::status,
+        crate::files::upload_chunk,
+        crate::files::complete,
+        crate::files::download_chunk,
     ),
-    components(schemas(optovault_shared::wire::ApiErrorBody))
+    components(schemas(optovault_shared::wire::ApiErrorBody, crate::files::ChunkBytes))
 )]
 pub struct ApiDoc;
 

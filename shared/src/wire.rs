@@ -671,3 +671,49 @@ wire! {
         pub more: bool,
     }
 }
+
+// ---- encrypted files --------------------------------------------------------------------------
+
+wire! {
+    /// Starts (or retries the start of) an encrypted file upload. The browser seals the file in
+    /// chunks; every size here is of the stored ciphertext: every chunk but the last is exactly
+    /// `chunk_size` bytes, the last holds the rest, and `chunk_count = ceil(total_size /
+    /// chunk_size)`. The file's name and metadata go in an encrypted record, never here.
+    pub struct FileUploadStart {
+        /// A random UUIDv4 chosen by the client.
+        pub file_id: Uuid,
+        /// The chart the file belongs to (restricted-chart rules apply as for records).
+        pub chart_id: Uuid,
+        pub compartment: Compartment,
+        /// The key the chunks are sealed under: the clinic's current key of `compartment`, or
+        /// the restricted chart's own key.
+        pub key_id: Uuid,
+        /// That key's epoch: it must be the current one (else 409 `stale_key_epoch`).
+        pub epoch: u32,
+        pub chunk_count: u32,
+        pub chunk_size: u32,
+        pub total_size: u64,
+    }
+}
+wire! {
+    /// An encrypted file as the server holds it: its upload parameters and which chunks are
+    /// stored (to resume an upload, send the missing ones).
+    pub struct FileStatus {
+        pub file_id: Uuid,
+        pub chart_id: Uuid,
+        pub compartment: Compartment,
+        pub key_id: Uuid,
+        pub epoch: u32,
+        pub chunk_count: u32,
+        pub chunk_size: u32,
+        pub total_size: u64,
+        /// Indices of the chunks stored so far, ascending.
+        pub received: Vec<u32>,
+        /// Whether the upload was completed; a complete file is immutable and downloadable.
+        pub complete: bool,
+        pub uploaded_by: Uuid,
+        pub created_at: UnixTime,
+        /// When the upload was completed.
+        pub completed_at: Option<UnixTime>,
+    }
+}

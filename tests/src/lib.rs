@@ -659,6 +659,45 @@ impl Client {
     pub fn post_raw(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> Raw {
         self.send(Method::POST, path, Some((bytes, content_type)), &[])
     }
+    /// PUT with a raw body of the given content type.
+    pub fn put_raw(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> Raw {
+        self.send(Method::PUT, path, Some((bytes, content_type)), &[])
+    }
+
+    // ---- encrypted files ----
+
+    /// POST /api/clinics/{clinic_id}/files (201 on a new upload, 200 on a retried start).
+    pub fn start_file_raw(&self, clinic_id: Uuid, req: &FileUploadStart) -> Raw {
+        self.post(&format!("/api/clinics/{clinic_id}/files"), req)
+    }
+    pub fn start_file(
+        &self,
+        clinic_id: Uuid,
+        req: &FileUploadStart,
+    ) -> Result<FileStatus, ApiError> {
+        Self::typed(self.start_file_raw(clinic_id, req))
+    }
+    pub fn file_status(&self, clinic_id: Uuid, file_id: Uuid) -> Result<FileStatus, ApiError> {
+        Self::typed(self.get(&format!("/api/clinics/{clinic_id}/files/{file_id}")))
+    }
+    /// PUT one chunk as application/octet-stream.
+    pub fn put_file_chunk(&self, clinic_id: Uuid, file_id: Uuid, index: u32, bytes: &[u8]) -> Raw {
+        self.put_raw(
+            &format!("/api/clinics/{clinic_id}/files/{file_id}/chunks/{index}"),
+            bytes.to_vec(),
+            "application/octet-stream",
+        )
+    }
+    pub fn get_file_chunk(&self, clinic_id: Uuid, file_id: Uuid, index: u32) -> Raw {
+        self.get(&format!(
+            "/api/clinics/{clinic_id}/files/{file_id}/chunks/{index}"
+        ))
+    }
+    pub fn complete_file(&self, clinic_id: Uuid, file_id: Uuid) -> Raw {
+        self.post_empty(&format!(
+            "/api/clinics/{clinic_id}/files/{file_id}/complete"
+        ))
+    }
 
     pub fn typed<T: DeserializeOwned>(raw: Raw) -> Result<T, ApiError> {
         if raw.is_success() {
@@ -1171,6 +1210,7 @@ pub fn sample_patient(i: usize) -> Patient {
         },
         insurance_member_id: format!("VSP-{i:06}"),
         notes: format!("Patient number {i}."),
+        ..Default::default()
     }
 }
 

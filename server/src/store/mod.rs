@@ -8,7 +8,9 @@
 //! * writes are durable (flushed) before the method returns;
 //! * `write_records` is all-or-nothing: a version conflict in any write writes none of them;
 //! * per-clinic change sequence numbers are gapless and strictly increasing;
-//! * `changes` returns each record once, at its latest change, ordered by sequence number.
+//! * `changes` returns each record once, at its latest change, ordered by sequence number;
+//! * a file's chunks can be added only while the file is incomplete, and only by its uploader;
+//!   completion (all chunks present, guard re-checked) is atomic and final.
 
 pub mod sled_store;
 pub mod suite;
@@ -304,6 +306,95 @@ pub struct EventDraft {
     pub ip: Option<String>,
 }
 
+/// An encrypted file (image, scan, document): its upload parameters as the client declared them.
+/// The server stores its chunks as opaque ciphertext; names and metadata live in an encrypted
+/// record written by the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRow {
+    pub file_id: Uuid,
+    pub chart_id: Uuid,
+    pub compartment: Compartment,
+    /// The key the chunks are sealed under (clinic key, or a restricted chart's own key).
+    pub key_id: Uuid,
+    pub epoch: u32,
+    pub chunk_count: u32,
+    /// Stored (ciphertext) size of every chunk but the last.
+    pub chunk_size: u32,
+    /// Stored (ciphertext) size of the whole file: the sum of its chunks.
+    pub total_size: u64,
+    pub uploaded_by: Uuid,
+    pub created_at: UnixTime,
+    /// Set once, when every chunk is present; the file is immutable from then on.
+    pub completed_at: Option<UnixTime>,
+}
+
+impl FileRow {
+    pub fn is_complete(&self) -> bool {
+        self.completed_at.is_some()
+    }
+
+    /// Whether `other` describes the same upload (a retried start), ignoring timestamps.
+    pub fn same_upload(&self, other: &FileRow) -> bool {
+        (
+            self.file_id,
+            self.chart_id,
+            self.compartment,
+            self.key_id,
+            self.epoch,
+            self.chunk_count,
+            self.chunk_size,
+            self.total_size,
+            self.uploaded_by,
+        ) == (
+            other.file_id,
+            other.chart_id,
+            other.compartment,
+            other.key_id,
+            other.epoch,
+            other.chunk_count,
+            other.chunk_size,
+            other.total_size,
+            other.uploaded_by,
+        )
+    }
+
+    /// The exact stored length of chunk `index`: `chunk_size` for every chunk but the last, the
+    /// remainder of `total_size` for the last; `None` when `index` is out of range or the row's
+    /// sizes are inconsistent.
+    pub fn chunk_len(&self, index: u32) -> Option<u64> {
+        if index >= self.chunk_count {
+            return None;
+        }
+        let size = u64::from(self.chunk_size);
+        if index + 1 < self.chunk_count {
+            return Some(size);
+        }
+        let before = u64::from(self.chunk_count - 1).checked_mul(size)?;
+        self.total_size
+            .checked_sub(before)
+            .filter(|&last| last >= 1 && last <= size)
+    }
+}
+
+/// How long an incomplete upload is kept: `purge_expired` removes one this old (from its start).
+pub const INCOMPLETE_FILE_TTL_SECS: i64 = 24 * 3600;
+
+/// The reasons (as `StoreError::Conflict`) a file operation is refused.
+pub mod file_conflict {
+    /// Creating a file whose id exists with other parameters or by someone else.
+    pub const EXISTS: &str = "file";
+    /// The file is not there (e.g. swept between the caller's checks and the write).
+    pub const NO_SUCH_FILE: &str = "no such file";
+    /// Adding a chunk to a completed (immutable) file.
+    pub const COMPLETE: &str = "file complete";
+    /// Completing a file with chunks missing.
+    pub const INCOMPLETE: &str = "file incomplete";
+    /// Adding a chunk to, or completing, someone else's upload.
+    pub const NOT_UPLOADER: &str = "not the uploader";
+    /// A chunk index out of range or a chunk of the wrong length.
+    pub const BAD_CHUNK: &str = "bad chunk";
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Returns the stored OPAQUE server setup, storing `fresh` first if there is none.
@@ -326,7 +417,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the attempt (each is usable once).
     async fn take_login_attempt(&self, login_id: Uuid) -> StoreResult<Option<LoginAttempt>>;
 
-    /// Removes login attempts and sessions that expired before `now`; returns how many.
+    /// Removes login attempts and sessions that expired before `now`, and incomplete file
+    /// uploads started [`INCOMPLETE_FILE_TTL_SECS`] or more before `now` (with their chunks);
+    /// returns how many rows (attempts, sessions, files) were removed.
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize>;
 
     /// Stores a new session and records the login time on the account.
@@ -481,4 +574,48 @@ pub trait Store: Send + Sync + 'static {
         since: u64,
         limit: usize,
     ) -> StoreResult<Vec<AccessEvent>>;
+    /// Starts a file upload: stores `file` (incomplete) after re-checking `guard` (author =
+    /// `file.uploaded_by`, sealed epoch = `file.epoch`, against `file.chart_id`) in the same
+    /// transaction. If the id exists and describes the same upload by the same uploader (a retried
+    /// start), returns the stored row unchanged with `false`; otherwise `Conflict(EXISTS)`.
+    /// Returns the stored row and whether it was created.
+    async fn create_file(
+        &self,
+        clinic_id: Uuid,
+        file: FileRow,
+        guard: WriteGuard,
+    ) -> StoreResult<(FileRow, bool)>;
+    async fn file(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Option<FileRow>>;
+    /// Indices of the chunks stored so far, ascending.
+    async fn file_chunk_indices(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Vec<u32>>;
+    /// Stores (or replaces) chunk `index` of an incomplete file, atomically with the checks that
+    /// the file exists (`NO_SUCH_FILE`), is incomplete (`COMPLETE`), was started by `uploader`
+    /// (`NOT_UPLOADER`) and that the chunk has exactly its expected length (`BAD_CHUNK`).
+    async fn put_file_chunk(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        index: u32,
+        uploader: Uuid,
+        bytes: Vec<u8>,
+    ) -> StoreResult<()>;
+    /// One stored chunk, as stored (whether or not the file is complete: callers check).
+    async fn file_chunk(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        index: u32,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Completes a file: checks that `guard.author` is its uploader (`NOT_UPLOADER`), that every
+    /// chunk is present with sizes summing to `total_size` (`INCOMPLETE`), re-checks `guard`
+    /// against the file's chart, sets `completed_at = now` and appends `event`, in one
+    /// transaction. Completing a complete file returns it unchanged and appends nothing.
+    async fn complete_file(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        guard: WriteGuard,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<FileRow>;
 }

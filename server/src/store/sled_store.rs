@@ -22,6 +22,9 @@
 //! | `throttle` | `user:<name>` or `ip:<address>` | `ThrottleRow` (JSON): login backoff |
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last event seq |
+//! | `files` | clinic id ‖ file id | `FileRow` (JSON) |
+//! | `file_chunks` | clinic id ‖ file id ‖ index (u32) | chunk ciphertext, as received |
+//! | `file_chunk_lens` | clinic id ‖ file id ‖ index (u32) | chunk length (u32): which chunks are present, without reading them |
 //!
 //! The feed holds one row per record, at its latest seq (the old row is removed on update), so a
 //! pull is one range scan with no second lookup.
@@ -66,6 +69,9 @@ struct Inner {
     account_sessions: Tree,
     charts: Tree,
     throttle: Tree,
+    files: Tree,
+    file_chunks: Tree,
+    file_chunk_lens: Tree,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -257,43 +263,57 @@ fn check_guards_tx(
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
     let mut clinic_epoch = None;
     for w in writes {
-        let Some(guard) = w.guard else { continue };
-        if g.members
-            .get(key2(clinic_id, guard.author.as_bytes()))?
-            .is_none()
-        {
-            return abort(StoreError::Conflict(
-                "the author is no longer a member".into(),
-            ));
+        if let Some(guard) = w.guard {
+            check_guard_tx(g, clinic_id, &w.chart_id, &guard, &mut clinic_epoch)?;
         }
-        let want = match g.charts.get(key2(clinic_id, w.chart_id.as_bytes()))? {
-            Some(v) => {
-                let chart: ChartRow =
-                    from_json("charts", &v).map_err(ConflictableTransactionError::Abort)?;
-                if !chart.care_team.contains(&guard.author) {
-                    return abort(StoreError::Conflict("the author left the care team".into()));
-                }
-                chart.key_epoch
+    }
+    Ok(())
+}
+
+/// Re-checks one guard for a write to `chart_id` (see `WriteGuard`); `clinic_epoch` caches the
+/// clinic's key epoch across the writes of one transaction.
+fn check_guard_tx(
+    g: &GuardTrees<'_>,
+    clinic_id: &Uuid,
+    chart_id: &Uuid,
+    guard: &WriteGuard,
+    clinic_epoch: &mut Option<u32>,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    if g.members
+        .get(key2(clinic_id, guard.author.as_bytes()))?
+        .is_none()
+    {
+        return abort(StoreError::Conflict(
+            "the author is no longer a member".into(),
+        ));
+    }
+    let want = match g.charts.get(key2(clinic_id, chart_id.as_bytes()))? {
+        Some(v) => {
+            let chart: ChartRow =
+                from_json("charts", &v).map_err(ConflictableTransactionError::Abort)?;
+            if !chart.care_team.contains(&guard.author) {
+                return abort(StoreError::Conflict("the author left the care team".into()));
             }
-            None => match clinic_epoch {
-                Some(e) => e,
-                None => {
-                    let e = match g.roster_heads.get(clinic_id.as_bytes())? {
-                        Some(b) => {
-                            decode_head(&b)
-                                .map_err(ConflictableTransactionError::Abort)?
-                                .key_epoch
-                        }
-                        None => return abort(StoreError::Corrupt("roster_heads")),
-                    };
-                    clinic_epoch = Some(e);
-                    e
-                }
-            },
-        };
-        if guard.sealed_epoch != want {
-            return abort(StoreError::Conflict("keys rotated".into()));
+            chart.key_epoch
         }
+        None => match *clinic_epoch {
+            Some(e) => e,
+            None => {
+                let e = match g.roster_heads.get(clinic_id.as_bytes())? {
+                    Some(b) => {
+                        decode_head(&b)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .key_epoch
+                    }
+                    None => return abort(StoreError::Corrupt("roster_heads")),
+                };
+                *clinic_epoch = Some(e);
+                e
+            }
+        },
+    };
+    if guard.sealed_epoch != want {
+        return abort(StoreError::Conflict("keys rotated".into()));
     }
     Ok(())
 }
@@ -371,6 +391,32 @@ fn apply_writes_tx(
     Ok(out)
 }
 
+/// `clinic id ‖ file id`: a file row's key, and the prefix of its chunks.
+fn file_key(clinic_id: &Uuid, file_id: &Uuid) -> Vec<u8> {
+    key2(clinic_id, file_id.as_bytes())
+}
+
+/// `clinic id ‖ file id ‖ index`: a chunk's key (in `file_chunks` and `file_chunk_lens`).
+fn chunk_key(clinic_id: &Uuid, file_id: &Uuid, index: u32) -> Vec<u8> {
+    let mut k = file_key(clinic_id, file_id);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn file_conflict<T>(what: &str) -> Result<T, ConflictableTransactionError<StoreError>> {
+    abort(StoreError::Conflict(what.to_string()))
+}
+
+fn load_file_tx(
+    files: &TransactionalTree,
+    key: &[u8],
+) -> Result<FileRow, ConflictableTransactionError<StoreError>> {
+    match files.get(key)? {
+        Some(v) => from_json("files", &v).map_err(ConflictableTransactionError::Abort),
+        None => file_conflict(file_conflict::NO_SUCH_FILE),
+    }
+}
+
 fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
     match r {
         Ok(v) => Ok(v),
@@ -407,6 +453,9 @@ impl SledStore {
             account_sessions: t("account_sessions")?,
             charts: t("charts")?,
             throttle: t("throttle")?,
+            files: t("files")?,
+            file_chunks: t("file_chunks")?,
+            file_chunk_lens: t("file_chunk_lens")?,
             db,
         };
         Ok(SledStore {
@@ -566,6 +615,38 @@ impl Store for SledStore {
                 let row: SessionRow = from_json("sessions", &v)?;
                 if row.expires_at <= now && s.sessions.remove(&k)?.is_some() {
                     s.account_sessions.remove(key2(&row.account_id, &k))?;
+                    purged += 1;
+                }
+            }
+            for kv in s.files.iter() {
+                let (k, v) = kv?;
+                let f: FileRow = from_json("files", &v)?;
+                if f.is_complete() || f.created_at.saturating_add(INCOMPLETE_FILE_TTL_SECS) > now {
+                    continue;
+                }
+                let trees = (&s.files, &s.file_chunks, &s.file_chunk_lens);
+                let r = trees.transaction(|(files, chunks, lens)| {
+                    // Read again inside the transaction: it may have completed meanwhile.
+                    let f = match load_file_tx(files, &k) {
+                        Ok(f) => f,
+                        Err(ConflictableTransactionError::Abort(StoreError::Conflict(_))) => {
+                            return Ok(false)
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if f.is_complete() {
+                        return Ok(false);
+                    }
+                    for index in 0..f.chunk_count {
+                        let mut ck = k.to_vec();
+                        ck.extend_from_slice(&index.to_be_bytes());
+                        chunks.remove(ck.as_slice())?;
+                        lens.remove(ck)?;
+                    }
+                    files.remove(&k)?;
+                    Ok(true)
+                });
+                if tx_result(r)? {
                     purged += 1;
                 }
             }
@@ -1242,6 +1323,172 @@ impl Store for SledStore {
                     from_json("events", &v)
                 })
                 .collect()
+        })
+        .await
+    }
+    async fn create_file(
+        &self,
+        clinic_id: Uuid,
+        file: FileRow,
+        guard: WriteGuard,
+    ) -> StoreResult<(FileRow, bool)> {
+        self.run(move |s| {
+            let trees = (&s.files, &s.members, &s.charts, &s.roster_heads);
+            let r = trees.transaction(|(files, members, charts, roster_heads)| {
+                let key = file_key(&clinic_id, &file.file_id);
+                if let Some(v) = files.get(&key)? {
+                    let existing: FileRow =
+                        from_json("files", &v).map_err(ConflictableTransactionError::Abort)?;
+                    if existing.same_upload(&file) {
+                        return Ok((existing, false));
+                    }
+                    return file_conflict(file_conflict::EXISTS);
+                }
+                let g = GuardTrees {
+                    members,
+                    charts,
+                    roster_heads,
+                };
+                check_guard_tx(&g, &clinic_id, &file.chart_id, &guard, &mut None)?;
+                files.insert(key, to_json(&file))?;
+                Ok((file.clone(), true))
+            });
+            let out = tx_result(r)?;
+            if out.1 {
+                s.durable()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn file(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Option<FileRow>> {
+        self.run(move |s| s.get_json(&s.files, "files", &file_key(&clinic_id, &file_id)))
+            .await
+    }
+
+    async fn file_chunk_indices(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Vec<u32>> {
+        self.run(move |s| {
+            let prefix = file_key(&clinic_id, &file_id);
+            s.file_chunk_lens
+                .scan_prefix(&prefix)
+                .map(|kv| {
+                    let (k, _) = kv?;
+                    k.get(32..36)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or(StoreError::Corrupt("file_chunk_lens"))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_file_chunk(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        index: u32,
+        uploader: Uuid,
+        bytes: Vec<u8>,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let trees = (&s.files, &s.file_chunks, &s.file_chunk_lens);
+            let r = trees.transaction(|(files, chunks, lens)| {
+                let f = load_file_tx(files, &file_key(&clinic_id, &file_id))?;
+                if f.uploaded_by != uploader {
+                    return file_conflict(file_conflict::NOT_UPLOADER);
+                }
+                if f.is_complete() {
+                    return file_conflict(file_conflict::COMPLETE);
+                }
+                let len = bytes.len() as u64;
+                if f.chunk_len(index) != Some(len) {
+                    return file_conflict(file_conflict::BAD_CHUNK);
+                }
+                let key = chunk_key(&clinic_id, &file_id, index);
+                chunks.insert(key.as_slice(), bytes.as_slice())?;
+                lens.insert(key, &(len as u32).to_be_bytes())?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn file_chunk(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        index: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        self.run(move |s| {
+            Ok(s.file_chunks
+                .get(chunk_key(&clinic_id, &file_id, index))?
+                .map(|v| v.to_vec()))
+        })
+        .await
+    }
+
+    async fn complete_file(
+        &self,
+        clinic_id: Uuid,
+        file_id: Uuid,
+        guard: WriteGuard,
+        now: UnixTime,
+        event: EventDraft,
+    ) -> StoreResult<FileRow> {
+        self.run(move |s| {
+            let trees = (
+                &s.files,
+                &s.file_chunk_lens,
+                &s.members,
+                &s.charts,
+                &s.roster_heads,
+                &s.events,
+                &s.event_heads,
+            );
+            let r = trees.transaction(
+                |(files, lens, members, charts, roster_heads, events, event_heads)| {
+                    let key = file_key(&clinic_id, &file_id);
+                    let mut f = load_file_tx(files, &key)?;
+                    if f.uploaded_by != guard.author {
+                        return file_conflict(file_conflict::NOT_UPLOADER);
+                    }
+                    if f.is_complete() {
+                        return Ok((f, false));
+                    }
+                    let mut stored = 0u64;
+                    for index in 0..f.chunk_count {
+                        match lens.get(chunk_key(&clinic_id, &file_id, index))? {
+                            Some(b) if b.len() == 4 => {
+                                stored += u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                            }
+                            Some(_) => return abort(StoreError::Corrupt("file_chunk_lens")),
+                            None => return file_conflict(file_conflict::INCOMPLETE),
+                        }
+                    }
+                    if stored != f.total_size {
+                        return file_conflict(file_conflict::INCOMPLETE);
+                    }
+                    let g = GuardTrees {
+                        members,
+                        charts,
+                        roster_heads,
+                    };
+                    check_guard_tx(&g, &clinic_id, &f.chart_id, &guard, &mut None)?;
+                    f.completed_at = Some(now);
+                    files.insert(key, to_json(&f))?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok((f, true))
+                },
+            );
+            let (f, changed) = tx_result(r)?;
+            if changed {
+                s.durable()?;
+            }
+            Ok(f)
         })
         .await
     }

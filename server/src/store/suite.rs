@@ -8,7 +8,7 @@ use optovault_shared::roster::SignedRosterEntry;
 use optovault_shared::wire::{
     Acceptance, InvitationStatus, PublicKeys, Role, SealedBlob, SealedSecret, WrappedKey,
 };
-use optovault_shared::{Compartment, B64};
+use optovault_shared::{Compartment, UnixTime, B64};
 use uuid::Uuid;
 
 use super::*;
@@ -147,6 +147,412 @@ pub async fn run_all(store: &dyn Store) {
     sessions_of_an_account_are_revoked(store).await;
     restricting_a_chart_is_atomic(store).await;
     guarded_writes_recheck_membership_and_epoch(store).await;
+    file_creation_is_idempotent_and_conflicts(store).await;
+    file_chunks_until_completion(store).await;
+    file_completion_rechecks_the_guard(store).await;
+    files_are_isolated_between_clinics(store).await;
+    // Last among the file checks: it sweeps every stale incomplete upload in the store.
+    incomplete_files_are_swept(store).await;
+}
+
+const FILE_T0: UnixTime = 1_700_000_000;
+
+/// A file of `chunk_count` chunks of `chunk_size` bytes, the last `last` bytes.
+fn file_row(uploader: Uuid, chunk_count: u32, chunk_size: u32, last: u64) -> FileRow {
+    FileRow {
+        file_id: Uuid::new_v4(),
+        chart_id: Uuid::new_v4(),
+        compartment: Compartment::Clinical,
+        key_id: Uuid::new_v4(),
+        epoch: 1,
+        chunk_count,
+        chunk_size,
+        total_size: u64::from(chunk_count - 1) * u64::from(chunk_size) + last,
+        uploaded_by: uploader,
+        created_at: FILE_T0,
+        completed_at: None,
+    }
+}
+
+fn guard(author: Uuid, sealed_epoch: u32) -> WriteGuard {
+    WriteGuard {
+        author,
+        sealed_epoch,
+    }
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: StoreResult<T>, what: &str) -> bool {
+    matches!(r, Err(StoreError::Conflict(w)) if w == what)
+}
+
+pub async fn file_creation_is_idempotent_and_conflicts(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let f = file_row(owner, 3, 8, 5);
+    let (row, created) = store
+        .create_file(clinic, f.clone(), guard(owner, 1))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(row, f);
+    assert_eq!(
+        store.file(clinic, f.file_id).await.unwrap(),
+        Some(f.clone())
+    );
+    // A retried start (same parameters, another timestamp) returns the stored row.
+    let retry = FileRow {
+        created_at: FILE_T0 + 5,
+        ..f.clone()
+    };
+    let (row, created) = store
+        .create_file(clinic, retry, guard(owner, 1))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(row, f, "the first start's row, unchanged");
+    // Other parameters, or another uploader: a conflict, and nothing changes.
+    let other_size = FileRow {
+        total_size: f.total_size + 1,
+        ..f.clone()
+    };
+    let other_chart = FileRow {
+        chart_id: Uuid::new_v4(),
+        ..f.clone()
+    };
+    let intruder = Uuid::new_v4();
+    let other_uploader = FileRow {
+        uploaded_by: intruder,
+        ..f.clone()
+    };
+    for (row, g) in [
+        (other_size, guard(owner, 1)),
+        (other_chart, guard(owner, 1)),
+        (other_uploader, guard(intruder, 1)),
+    ] {
+        assert!(is_conflict(
+            store.create_file(clinic, row, g).await,
+            file_conflict::EXISTS
+        ));
+    }
+    assert_eq!(
+        store.file(clinic, f.file_id).await.unwrap(),
+        Some(f.clone())
+    );
+    // A start by a non-member or under a stale epoch is refused at commit.
+    let g = file_row(intruder, 1, 8, 8);
+    assert!(matches!(
+        store
+            .create_file(clinic, g.clone(), guard(intruder, 1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let h = file_row(owner, 1, 8, 8);
+    assert!(is_conflict(
+        store.create_file(clinic, h.clone(), guard(owner, 2)).await,
+        "keys rotated"
+    ));
+    assert_eq!(store.file(clinic, g.file_id).await.unwrap(), None);
+    assert_eq!(store.file(clinic, h.file_id).await.unwrap(), None);
+}
+
+pub async fn file_chunks_until_completion(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let f = file_row(owner, 3, 8, 5);
+    store
+        .create_file(clinic, f.clone(), guard(owner, 1))
+        .await
+        .unwrap();
+    let id = f.file_id;
+    let chunks = [vec![1u8; 8], vec![2u8; 8], vec![3u8; 5]];
+    assert!(store
+        .file_chunk_indices(clinic, id)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .put_file_chunk(clinic, id, 2, owner, chunks[2].clone())
+        .await
+        .unwrap();
+    store
+        .put_file_chunk(clinic, id, 0, owner, vec![9u8; 8])
+        .await
+        .unwrap();
+    // Re-sending a chunk of an incomplete file replaces it.
+    store
+        .put_file_chunk(clinic, id, 0, owner, chunks[0].clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.file_chunk_indices(clinic, id).await.unwrap(),
+        vec![0, 2]
+    );
+    assert_eq!(
+        store.file_chunk(clinic, id, 0).await.unwrap(),
+        Some(chunks[0].clone())
+    );
+    assert_eq!(store.file_chunk(clinic, id, 1).await.unwrap(), None);
+    // Wrong lengths, out-of-range indices, someone else's chunks, unknown files.
+    for (index, len) in [(1, 7), (1, 9), (2, 8), (2, 0), (3, 8), (u32::MAX, 8)] {
+        assert!(
+            is_conflict(
+                store
+                    .put_file_chunk(clinic, id, index, owner, vec![0; len])
+                    .await,
+                file_conflict::BAD_CHUNK
+            ),
+            "chunk {index} of {len} bytes"
+        );
+    }
+    assert!(is_conflict(
+        store
+            .put_file_chunk(clinic, id, 1, Uuid::new_v4(), chunks[1].clone())
+            .await,
+        file_conflict::NOT_UPLOADER
+    ));
+    assert!(is_conflict(
+        store
+            .put_file_chunk(clinic, Uuid::new_v4(), 0, owner, vec![0; 8])
+            .await,
+        file_conflict::NO_SUCH_FILE
+    ));
+    // Completion only when every chunk is there, only by the uploader.
+    assert!(is_conflict(
+        store
+            .complete_file(
+                clinic,
+                id,
+                guard(owner, 1),
+                FILE_T0 + 10,
+                event(Some(clinic), "f")
+            )
+            .await,
+        file_conflict::INCOMPLETE
+    ));
+    store
+        .put_file_chunk(clinic, id, 1, owner, chunks[1].clone())
+        .await
+        .unwrap();
+    assert!(is_conflict(
+        store
+            .complete_file(
+                clinic,
+                id,
+                guard(Uuid::new_v4(), 1),
+                FILE_T0 + 10,
+                event(Some(clinic), "f")
+            )
+            .await,
+        file_conflict::NOT_UPLOADER
+    ));
+    let events_before = store.events(Some(clinic), 0, 100).await.unwrap().len();
+    let done = store
+        .complete_file(
+            clinic,
+            id,
+            guard(owner, 1),
+            FILE_T0 + 10,
+            event(Some(clinic), "file_uploaded"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.completed_at, Some(FILE_T0 + 10));
+    assert!(done.is_complete());
+    assert_eq!(store.file(clinic, id).await.unwrap(), Some(done.clone()));
+    let events = store.events(Some(clinic), 0, 100).await.unwrap();
+    assert_eq!(events.len(), events_before + 1);
+    assert_eq!(events.last().unwrap().action, "file_uploaded");
+    // Completing again is harmless: same row, no second event.
+    let again = store
+        .complete_file(
+            clinic,
+            id,
+            guard(owner, 1),
+            FILE_T0 + 20,
+            event(Some(clinic), "f"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, done);
+    assert_eq!(
+        store.events(Some(clinic), 0, 100).await.unwrap().len(),
+        events_before + 1
+    );
+    // Immutable: no chunk can be added or replaced.
+    assert!(is_conflict(
+        store
+            .put_file_chunk(clinic, id, 0, owner, vec![7u8; 8])
+            .await,
+        file_conflict::COMPLETE
+    ));
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(
+            store
+                .file_chunk(clinic, id, i as u32)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(c)
+        );
+    }
+    assert_eq!(
+        store.file_chunk_indices(clinic, id).await.unwrap(),
+        vec![0, 1, 2]
+    );
+}
+
+/// Completion re-checks the uploader's membership and key epoch, like a guarded record write.
+pub async fn file_completion_rechecks_the_guard(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let f = file_row(owner, 1, 16, 16);
+    store
+        .create_file(clinic, f.clone(), guard(owner, 1))
+        .await
+        .unwrap();
+    store
+        .put_file_chunk(clinic, f.file_id, 0, owner, vec![5; 16])
+        .await
+        .unwrap();
+    store
+        .rotate(
+            clinic,
+            roster_row(2, 2),
+            MemberChange::ChangeRole(owner, Role::Owner),
+            vec![],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(is_conflict(
+        store
+            .complete_file(
+                clinic,
+                f.file_id,
+                guard(owner, 1),
+                FILE_T0,
+                event(Some(clinic), "f")
+            )
+            .await,
+        "keys rotated"
+    ));
+    assert!(!store
+        .file(clinic, f.file_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_complete());
+}
+
+pub async fn files_are_isolated_between_clinics(store: &dyn Store) {
+    let (a, owner_a) = new_clinic(store).await;
+    let (b, owner_b) = new_clinic(store).await;
+    let fa = file_row(owner_a, 1, 8, 8);
+    let id = fa.file_id;
+    store
+        .create_file(a, fa.clone(), guard(owner_a, 1))
+        .await
+        .unwrap();
+    store
+        .put_file_chunk(a, id, 0, owner_a, b"secret-a".to_vec())
+        .await
+        .unwrap();
+    store
+        .complete_file(a, id, guard(owner_a, 1), FILE_T0, event(Some(a), "f"))
+        .await
+        .unwrap();
+    // Clinic B sees nothing under the same file id ...
+    assert_eq!(store.file(b, id).await.unwrap(), None);
+    assert_eq!(store.file_chunk(b, id, 0).await.unwrap(), None);
+    assert!(store.file_chunk_indices(b, id).await.unwrap().is_empty());
+    assert!(is_conflict(
+        store.put_file_chunk(b, id, 0, owner_a, vec![0; 8]).await,
+        file_conflict::NO_SUCH_FILE
+    ));
+    // ... and the same id in clinic B is a different file.
+    let fb = FileRow {
+        uploaded_by: owner_b,
+        total_size: 4,
+        chunk_size: 4,
+        ..fa.clone()
+    };
+    let (_, created) = store.create_file(b, fb, guard(owner_b, 1)).await.unwrap();
+    assert!(created);
+    store
+        .put_file_chunk(b, id, 0, owner_b, b"bbbb".to_vec())
+        .await
+        .unwrap();
+    assert!(!store.file(b, id).await.unwrap().unwrap().is_complete());
+    assert_eq!(
+        store.file_chunk(a, id, 0).await.unwrap(),
+        Some(b"secret-a".to_vec())
+    );
+    assert_eq!(store.file(a, id).await.unwrap().unwrap().total_size, 8);
+}
+
+/// Incomplete uploads are swept a day after they started; complete files stay.
+pub async fn incomplete_files_are_swept(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let t0 = FILE_T0 + 1_000_000;
+    let mk = |created_at| FileRow {
+        created_at,
+        ..file_row(owner, 2, 4, 4)
+    };
+    let (stale, fresh, done) = (mk(t0), mk(t0 + 10), mk(t0));
+    for f in [&stale, &fresh, &done] {
+        store
+            .create_file(clinic, f.clone(), guard(owner, 1))
+            .await
+            .unwrap();
+        store
+            .put_file_chunk(clinic, f.file_id, 0, owner, vec![1; 4])
+            .await
+            .unwrap();
+    }
+    store
+        .put_file_chunk(clinic, done.file_id, 1, owner, vec![2; 4])
+        .await
+        .unwrap();
+    store
+        .complete_file(
+            clinic,
+            done.file_id,
+            guard(owner, 1),
+            t0,
+            event(Some(clinic), "f"),
+        )
+        .await
+        .unwrap();
+    let purged = store
+        .purge_expired(t0 + INCOMPLETE_FILE_TTL_SECS)
+        .await
+        .unwrap();
+    assert!(purged >= 1);
+    assert_eq!(store.file(clinic, stale.file_id).await.unwrap(), None);
+    assert_eq!(
+        store.file_chunk(clinic, stale.file_id, 0).await.unwrap(),
+        None
+    );
+    assert!(store
+        .file_chunk_indices(clinic, stale.file_id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.file(clinic, fresh.file_id).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .file_chunk_indices(clinic, fresh.file_id)
+            .await
+            .unwrap(),
+        vec![0]
+    );
+    assert!(store
+        .file(clinic, done.file_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_complete());
+    assert_eq!(
+        store.file_chunk(clinic, done.file_id, 1).await.unwrap(),
+        Some(vec![2; 4])
+    );
 }
 
 /// A guarded write commits only if, at commit, its author is a member (on the care team of a
