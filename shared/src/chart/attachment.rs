@@ -50,6 +50,13 @@ pub struct Attachment {
     pub eye: Option<EyeSel>,
     #[serde(default)]
     pub description: String,
+    /// The file's own key (`crypto::FileKey`, 39 bytes): its chunks are stored on the server
+    /// under this record's id as the file id, sealed with it. Inside this record, so only those
+    /// who can open the record can open the file.
+    pub file_key: B64,
+    /// SHA-256 of the whole plaintext: a resumed upload must be of the same file, and a download
+    /// is checked against it once assembled.
+    pub sha256: B64,
 }
 
 /// `type/subtype` in lower case, RFC 6838 restricted-name characters, no parameters.
@@ -109,6 +116,12 @@ impl Attachment {
             }
         }
         c.text("description", &self.description, LINE_MAX, false);
+        if self.file_key.len() != 39 {
+            c.err("file_key", "The file's key is malformed.");
+        }
+        if self.sha256.len() != 32 {
+            c.err("sha256", "The file's checksum is malformed.");
+        }
         c.result()
     }
 }
@@ -132,6 +145,8 @@ pub(crate) mod tests {
             }),
             eye: Some(EyeSel::Od),
             description: "Optic disc centred".into(),
+            file_key: B64(vec![7; 39]),
+            sha256: B64(vec![9; 32]),
         }
     }
 

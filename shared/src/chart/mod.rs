@@ -180,6 +180,27 @@ pub fn format_date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// `date` moved by `days` (negative: back), for calendars and work lists; `None` for a date
+/// that does not parse or a result outside the calendar.
+pub fn add_days(date: &str, days: i64) -> Option<String> {
+    let d = parse_date(date)?;
+    let moved = d.checked_add(time::Duration::days(days))?;
+    (0..=9999).contains(&moved.year()).then(|| format_date(moved))
+}
+
+/// The Monday of the week `date` falls in (ISO weeks).
+pub fn week_start(date: &str) -> Option<String> {
+    let d = parse_date(date)?;
+    add_days(date, -i64::from(d.weekday().number_days_from_monday()))
+}
+
+/// The weekday's short English name ("Mon" … "Sun").
+pub fn weekday_name(date: &str) -> Option<&'static str> {
+    const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let d = parse_date(date)?;
+    NAMES.get(usize::from(d.weekday().number_days_from_monday())).copied()
+}
+
 /// Whole years from `born` to `on` (the age on that day).
 pub fn age_on(born: Date, on: Date) -> i32 {
     let mut years = on.year() - born.year();
@@ -328,5 +349,29 @@ mod tests {
         assert_eq!(age_on(d("2008-02-29"), d("2026-02-28")), 17);
         assert_eq!(age_on(d("2008-02-29"), d("2026-03-01")), 18);
         assert_eq!(format_date(d("0987-01-02")), "0987-01-02");
+    }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    #[test]
+    fn days_move_across_months_years_and_leap_days() {
+        assert_eq!(add_days("2026-11-30", 1).as_deref(), Some("2026-12-01"));
+        assert_eq!(add_days("2026-12-31", 1).as_deref(), Some("2027-01-01"));
+        assert_eq!(add_days("2028-02-28", 1).as_deref(), Some("2028-02-29"));
+        assert_eq!(add_days("2026-03-01", -1).as_deref(), Some("2026-02-28"));
+        assert_eq!(add_days("9999-12-31", 1), None);
+        assert_eq!(add_days("not a date", 1), None);
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // 2026-11-26 is a Thursday.
+        assert_eq!(weekday_name("2026-11-26"), Some("Thu"));
+        assert_eq!(week_start("2026-11-26").as_deref(), Some("2026-11-23"));
+        assert_eq!(week_start("2026-11-23").as_deref(), Some("2026-11-23"));
+        assert_eq!(week_start("2026-11-29").as_deref(), Some("2026-11-23"));
     }
 }

@@ -312,6 +312,8 @@ pub fn attachment() -> Attachment {
         }),
         eye: Some(EyeSel::Od),
         description: "Optic disc centred".into(),
+        file_key: B64(vec![7; 39]),
+        sha256: B64(vec![9; 32]),
     }
 }
 
