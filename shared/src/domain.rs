@@ -551,8 +551,17 @@ impl Patient {
     }
 
     /// Whether every word of `query` occurs (case-insensitively) in the name, date of birth,
-    /// phone, email or member id. An empty query matches everything.
+    /// phone, email, member id or chart number, allowing a typo in names. An empty query matches
+    /// everything.
     pub fn matches(&self, query: &str) -> bool {
+        self.search_rank(query).is_some()
+    }
+
+    /// How well the patient matches `query`, for ordering results as the user types: `Some(0)`
+    /// when every word occurs as typed, `Some(1)` when a word only matches a name with a typo
+    /// (one edit for words of 4 to 7 letters, two from 8: a swap, a missing, extra or wrong
+    /// letter), `None` when some word matches nothing.
+    pub fn search_rank(&self, query: &str) -> Option<u8> {
         let hay = format!(
             "{} {} {} {} {} {} {}",
             self.given_name,
@@ -565,11 +574,45 @@ impl Patient {
         )
         .to_lowercase();
         let phone_digits: String = self.phone.chars().filter(|c| c.is_ascii_digit()).collect();
-        query.split_whitespace().all(|w| {
+        let names = format!("{} {}", self.given_name, self.family_name).to_lowercase();
+        let mut rank = 0;
+        for w in query.split_whitespace() {
             let w = w.to_lowercase();
-            hay.contains(&w) || (w.chars().all(|c| c.is_ascii_digit()) && phone_digits.contains(&w))
-        })
+            let exact = hay.contains(&w)
+                || (w.chars().all(|c| c.is_ascii_digit()) && phone_digits.contains(&w));
+            if exact {
+                continue;
+            }
+            if names
+                .split(|c: char| c.is_whitespace() || c == '-' || c == '\'')
+                .any(|token| near(&w, token))
+            {
+                rank = 1;
+                continue;
+            }
+            return None;
+        }
+        Some(rank)
     }
+}
+
+/// Whether a typed word is a name token, or the start of one, with a typo or two (Damerau-
+/// Levenshtein over characters, so a swapped pair counts once). Short words must match exactly:
+/// with three letters almost everything is one edit away.
+fn near(word: &str, token: &str) -> bool {
+    let n = word.chars().count();
+    let allowed = match n {
+        0..=3 => return false,
+        4..=7 => 1,
+        _ => 2,
+    };
+    if token.is_empty() {
+        return false;
+    }
+    // Against the whole token, and against its start (the user is still typing).
+    let start: String = token.chars().take(n).collect();
+    strsim::damerau_levenshtein(word, token) <= allowed
+        || strsim::damerau_levenshtein(word, &start) <= allowed
 }
 
 const PHONE_RULE: &str = "Phone must have 7 to 15 digits (spaces, + - ( ) . allowed).";
@@ -679,5 +722,47 @@ mod tests {
     fn body_is_tagged() {
         let j = serde_json::to_value(RecordBody::Patient(jane())).unwrap();
         assert_eq!(j["kind"], "patient");
+    }
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    fn p() -> Patient {
+        Patient {
+            given_name: "Margaret".into(),
+            family_name: "O'Sullivan-Hayes".into(),
+            date_of_birth: "1948-03-09".into(),
+            phone: "+1 (312) 555-0142".into(),
+            email: "maggie@example.org".into(),
+            chart_number: "C-10442".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exact_words_rank_first() {
+        assert_eq!(p().search_rank("marg"), Some(0));
+        assert_eq!(p().search_rank("sullivan 1948"), Some(0));
+        assert_eq!(p().search_rank("3125550142"), Some(0), "digits typed without the formatting");
+        assert_eq!(p().search_rank("3125550143"), None, "numbers are never fuzzy");
+        assert_eq!(p().search_rank("5550142"), Some(0));
+        assert_eq!(p().search_rank("c-10442"), Some(0));
+        assert_eq!(p().search_rank(""), Some(0));
+    }
+
+    #[test]
+    fn names_tolerate_a_typo_while_typing() {
+        assert_eq!(p().search_rank("margret"), Some(1), "a missing letter");
+        assert_eq!(p().search_rank("mragaret"), Some(1), "a swapped pair");
+        assert_eq!(p().search_rank("sulivan"), Some(1));
+        assert_eq!(p().search_rank("hayse"), Some(1));
+        assert_eq!(p().search_rank("osullivan"), Some(1), "the apostrophe left out");
+        assert_eq!(p().search_rank("sollevann"), None, "three edits is too many");
+        assert_eq!(p().search_rank("mrg"), None, "three letters must match exactly");
+        assert_eq!(p().search_rank("smith"), None);
+        assert_eq!(p().search_rank("margret 1948"), Some(1));
+        assert_eq!(p().search_rank("margret 1949"), None, "dates are never fuzzy");
     }
 }

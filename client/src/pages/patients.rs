@@ -60,10 +60,11 @@ fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
     let mut rows: Vec<(String, Row)> = s
         .patients
         .iter()
-        .filter(|(_, (_, p))| p.matches(query))
-        .map(|(id, (version, p))| {
+        .filter_map(|(id, (version, p))| p.search_rank(query).map(|rank| (id, version, p, rank)))
+        .map(|(id, version, p, rank)| {
+            // Exact matches first, then those found despite a typo; by name within each.
             let sort = format!(
-                "{}\u{0}{}",
+                "{rank}\u{0}{}\u{0}{}",
                 p.family_name.to_lowercase(),
                 p.given_name.to_lowercase()
             );
@@ -155,6 +156,8 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                         disabled=move || store.with(|s| s.syncing)>
                         "Refresh"
                     </button>
+                    <a id="calendar-link" class="button secondary" href=format!("/clinics/{clinic_id}/calendar")>"Calendar"</a>
+                    <a id="worklist-link" class="button secondary" href=format!("/clinics/{clinic_id}/worklist")>"Reminders"</a>
                     <a id="members-link" class="button secondary" href=members_href>"Team"</a>
                     <a id="new-patient" class="button primary" href=new_href>"New patient"</a>
                 </div>
@@ -180,7 +183,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             <div class="field search">
                 <label for="search">"Search patients"</label>
                 <input id="search" type="search" autocomplete="off" spellcheck="false"
-                    placeholder="Name, date of birth, phone or member id" bind:value=query />
+                    placeholder="Name, date of birth, phone, member id or chart number" bind:value=query />
             </div>
             <p class="count" aria-live="polite">
                 <span id="patient-count">{move || shown.with(|r| r.len())}</span>
