@@ -18,6 +18,7 @@ use optovault_shared::wire::{
     RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, SecurityChecklist, TotpCode,
     TotpDisableRequest, TotpEnrollment,
 };
+use optovault_shared::wire::{FileStatus, FileUploadStart};
 use optovault_shared::wire::{
     PasskeyChallenge, PasskeyLoginStart, PasskeyRegisterFinish, PasskeyRegisterStart,
     PasskeyRegistered,
@@ -395,4 +396,46 @@ pub async fn accept_invitation(
         body,
     )
     .await
+}
+
+// ---- encrypted files ------------------------------------------------------------------------
+
+/// Starts (or, retried with the same parameters, re-reads) an upload.
+pub async fn file_start(clinic_id: Uuid, body: &FileUploadStart) -> ApiResult<FileStatus> {
+    post(&format!("/api/clinics/{clinic_id}/files"), body).await
+}
+
+/// Which chunks the server holds, and whether the upload was completed.
+pub async fn file_status(clinic_id: Uuid, file_id: Uuid) -> ApiResult<FileStatus> {
+    get(&format!("/api/clinics/{clinic_id}/files/{file_id}")).await
+}
+
+/// Stores one sealed chunk (replacing it while the upload is incomplete).
+pub async fn file_put_chunk(
+    clinic_id: Uuid,
+    file_id: Uuid,
+    index: u32,
+    sealed: &[u8],
+) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/files/{file_id}/chunks/{index}");
+    let bytes = js_sys::Uint8Array::from(sealed);
+    let req = Request::put(&url)
+        .header("content-type", "application/octet-stream")
+        .body(bytes);
+    send(req).await.map(|_| ())
+}
+
+/// Marks the upload complete (every chunk present); the file is immutable from then on.
+pub async fn file_complete(clinic_id: Uuid, file_id: Uuid) -> ApiResult<()> {
+    let url = format!("/api/clinics/{clinic_id}/files/{file_id}/complete");
+    send(Request::post(&url).build()).await.map(|_| ())
+}
+
+/// One sealed chunk of a complete file.
+pub async fn file_chunk(clinic_id: Uuid, file_id: Uuid, index: u32) -> ApiResult<Vec<u8>> {
+    let url = format!("/api/clinics/{clinic_id}/files/{file_id}/chunks/{index}");
+    let resp = send(Request::get(&url).build()).await?;
+    resp.binary()
+        .await
+        .map_err(|_| ApiError::local("bad_response", "The file could not be downloaded."))
 }

@@ -7,6 +7,7 @@ mod auth;
 mod charts;
 mod clinic;
 mod components;
+mod files;
 mod idle;
 mod pages;
 mod passkeys;
@@ -22,6 +23,8 @@ use leptos_router::path;
 
 use components::lock_screen::LockScreen;
 use pages::account::AccountPage;
+use pages::calendar::CalendarPage;
+use pages::worklist::WorklistPage;
 use pages::clinics::ClinicsPage;
 use pages::invite::InvitePage;
 use pages::login::LoginPage;
@@ -29,6 +32,7 @@ use pages::members::MembersPage;
 use pages::not_found::NotFound;
 use pages::patient_form::PatientFormPage;
 use pages::patients::PatientsPage;
+use pages::print_rx::PrintRxPage;
 use pages::recover::RecoverPage;
 use pages::register::RegisterPage;
 use state::AppState;
@@ -54,6 +58,9 @@ fn App() -> impl IntoView {
                     // `new` or a patient's record id.
                     <Route path=path!("/clinics/:clinic_id/patients/:patient_id") view=PatientFormPage />
                     <Route path=path!("/clinics/:clinic_id/members") view=MembersPage />
+                    <Route path=path!("/clinics/:clinic_id/patients/:patient_id/rx/:record_id/print") view=PrintRxPage />
+                    <Route path=path!("/clinics/:clinic_id/calendar") view=CalendarPage />
+                    <Route path=path!("/clinics/:clinic_id/worklist") view=WorklistPage />
                     <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
                     <Route path=path!("/account") view=AccountPage />
                 </Routes>

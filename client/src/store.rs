@@ -834,7 +834,8 @@ mod tests {
         assert!(matches!(open_change(&c, &env).0, Opened::Skip));
         let full = clinic(&t, &t.added, t.keyring.clone());
         let billing = seal(&t, &t.owner, chart, id, Compartment::Billing, &note);
-        assert!(matches!(open_change(&full, &billing).0, Opened::Skip));
+        // Every compartment has kinds now: a note sealed into billing is misfiled, not skipped.
+        assert!(matches!(open_change(&full, &billing).0, Opened::Bad(_)));
         // A kind from a newer client.
         let slot = RecordSlot {
             clinic_id: t.clinic_id,
@@ -849,7 +850,7 @@ mod tests {
             &t.keyring,
             &t.owner.account_id,
             &t.owner.keys,
-            br#"{"kind":"appointment","at":1}"#,
+            br#"{"kind":"hologram_session","at":1}"#,
         )
         .unwrap();
         assert!(matches!(open_change(&full, &future).0, Opened::Skip));

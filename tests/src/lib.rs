@@ -1337,3 +1337,88 @@ pub fn random_hex(n: usize) -> String {
     s.truncate(n);
     s
 }
+
+/// A realistic exam for visit `visit` of patient `i` (dates a year apart; IOP drifting up), used
+/// to fill large clinics for benchmarks.
+pub fn sample_exam(i: usize, visit: usize, provider: Uuid) -> shared::chart::Exam {
+    use shared::chart::*;
+    let year = 2024 + visit as i32 % 3;
+    let va = |eye, entered: &str| {
+        VisualAcuity::new(eye, VaDistance::Distance, VaCorrection::Cc, VaNotation::SnellenFeet, entered)
+            .expect("valid acuity")
+    };
+    let quarter = |q: i32| Diopters(q * 25);
+    Exam {
+        exam_type: ExamType::Comprehensive,
+        provider: Some(StaffRef {
+            account_id: provider,
+            name: "Dr Fixture".into(),
+        }),
+        date: format!("{year}-{:02}-{:02}", 1 + i % 12, 1 + i % 28),
+        history: History {
+            chief_complaint: format!("Routine check {visit}"),
+            ..Default::default()
+        },
+        visual_acuity: vec![va(EyeSel::Od, "20/20"), va(EyeSel::Os, "20/25")],
+        refractions: vec![Refraction {
+            refraction_type: RefractionType::Manifest,
+            od: Some(EyeRefraction {
+                sphere: quarter(-(i as i32 % 16)),
+                cylinder: quarter(-(visit as i32 % 3)),
+                axis: (visit % 3 != 0).then_some(90),
+                ..Default::default()
+            }),
+            os: Some(EyeRefraction {
+                sphere: quarter(-(i as i32 % 12)),
+                ..Default::default()
+            }),
+            notes: String::new(),
+        }],
+        iop: vec![
+            IopReading {
+                eye: Side::Od,
+                mmhg: 14 + (i % 5) as u16 + visit as u16,
+                method: IopMethod::Goldmann,
+                time: Some("10:00".into()),
+            },
+            IopReading {
+                eye: Side::Os,
+                mmhg: 15 + (i % 4) as u16 + visit as u16,
+                method: IopMethod::Goldmann,
+                time: Some("10:00".into()),
+            },
+        ],
+        plan: "Recall in 12 months".into(),
+        ..Default::default()
+    }
+}
+
+/// A write of a chart record other than the patient itself, sealed into its kind's compartment.
+pub fn chart_write(
+    s: &Session,
+    clinic_id: Uuid,
+    keyring: &ClinicKeyring,
+    chart_id: Uuid,
+    record_id: Uuid,
+    body: &RecordBody,
+) -> RecordWrite {
+    let envelope = crypto::seal_record(
+        RecordSlot {
+            clinic_id,
+            chart_id,
+            record_id,
+            version: 1,
+            purpose: Purpose::Record,
+        },
+        body.compartment(),
+        keyring,
+        &s.account_id,
+        &s.keys,
+        &serde_json::to_vec(body).expect("records serialise"),
+    )
+    .expect("seal record");
+    RecordWrite {
+        expected_version: 0,
+        envelope,
+    }
+}

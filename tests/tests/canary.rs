@@ -4,7 +4,13 @@
 //! or base64 at any alignment. (UTF-16 encodings are not searched: nothing in the server produces
 //! them.) A positive control proves the scan reads the files the server wrote.
 
-use optovault_shared::domain::{Address, Patient, Sex};
+use optovault_shared::chart::{Attachment, AttachmentCategory};
+use optovault_shared::crypto::{
+    file_chunk_count, seal_file_chunk, FileContext, FileKey, FILE_CHUNK_BYTES, FILE_CHUNK_OVERHEAD,
+};
+use optovault_shared::domain::{Address, Guardian, Insurance, Patient, RecordBody, Sex};
+use optovault_shared::wire::FileUploadStart;
+use optovault_shared::{Compartment, B64};
 use optovault_tests::*;
 use uuid::Uuid;
 
@@ -30,6 +36,17 @@ fn canary_patient() -> Patient {
         },
         insurance_member_id: canary("MEMBERID"),
         notes: format!("{}\nsecond line {}", canary("NOTES"), canary("NOTES2")),
+        chart_number: canary("CHARTNO"),
+        guardian: Some(Guardian {
+            name: canary("GUARDIAN"),
+            relationship: canary("RELATION"),
+            phone: canary("GPHONE"),
+        }),
+        insurance: vec![Insurance {
+            payer: canary("PAYER"),
+            member_id: canary("PLANID"),
+            group: canary("GROUP"),
+        }],
         ..Default::default()
     }
 }
@@ -48,6 +65,13 @@ fn field_canaries(p: &Patient) -> Vec<(String, String)> {
         ("address.postal_code", p.address.postal_code.clone()),
         ("address.country", p.address.country.clone()),
         ("insurance_member_id", p.insurance_member_id.clone()),
+        ("chart_number", p.chart_number.clone()),
+        ("guardian.name", p.guardian.as_ref().unwrap().name.clone()),
+        ("guardian.relationship", p.guardian.as_ref().unwrap().relationship.clone()),
+        ("guardian.phone", p.guardian.as_ref().unwrap().phone.clone()),
+        ("insurance.payer", p.insurance[0].payer.clone()),
+        ("insurance.member_id", p.insurance[0].member_id.clone()),
+        ("insurance.group", p.insurance[0].group.clone()),
         ("notes", p.notes.lines().next().unwrap().to_string()),
         (
             "notes line 2",
@@ -101,6 +125,95 @@ fn no_plaintext_or_password_in_data_dir_or_logs() {
     )
     .unwrap();
     c.put_patient(&s, &clinic, id1, 1, &p3).unwrap();
+    // Chart records of every compartment: an exam, an appointment, an invoice, with canaries.
+    let mut exam = sample_exam(1, 0, s.account_id);
+    exam.history.chief_complaint = canary("COMPLAINT");
+    exam.plan = canary("PLAN");
+    let mut appt = optovault_shared::chart::Appointment {
+        provider: exam.provider.clone().unwrap(),
+        start: "2026-12-01T09:30".into(),
+        duration_minutes: 30,
+        ..Default::default()
+    };
+    appt.reason = canary("REASON");
+    let invoice = optovault_shared::chart::Invoice {
+        number: 1,
+        date: "2026-11-26".into(),
+        lines: vec![optovault_shared::chart::InvoiceLine {
+            code: "92004".into(),
+            description: canary("LINEDESC"),
+            quantity: 1,
+            unit_price_cents: 12000,
+            insurance_share_cents: 0,
+        }],
+        ..Default::default()
+    };
+    let chart_canaries = vec![
+        ("exam chief complaint", exam.history.chief_complaint.clone()),
+        ("exam plan", exam.plan.clone()),
+        ("appointment reason", appt.reason.clone()),
+        ("invoice line", invoice.lines[0].description.clone()),
+    ];
+    let chart_writes: Vec<_> = [
+        RecordBody::Exam(exam),
+        RecordBody::Appointment(appt),
+        RecordBody::Invoice(invoice),
+    ]
+    .iter()
+    .map(|b| chart_write(&s, clinic.id, &clinic.keyring, id1, Uuid::new_v4(), b))
+    .collect();
+    c.batch(clinic.id, chart_writes).unwrap();
+    // A file: its name in the metadata record, its bytes sealed chunk by chunk.
+    let file_text = format!("{} ", canary("FILEBYTES")).repeat(40_000);
+    let file_name = format!("{}.txt", canary("FILENAME"));
+    let file_id = Uuid::new_v4();
+    let key = FileKey::generate();
+    let chunks = file_chunk_count(file_text.len() as u64);
+    let meta = RecordBody::Attachment(Attachment {
+        file_name: file_name.clone(),
+        mime_type: "text/plain".into(),
+        size_bytes: file_text.len() as u64,
+        category: AttachmentCategory::Other,
+        chunk_count: chunks,
+        file_key: key.to_b64(),
+        sha256: B64(vec![0; 32]),
+        ..Default::default()
+    });
+    c.batch(
+        clinic.id,
+        vec![chart_write(&s, clinic.id, &clinic.keyring, id1, file_id, &meta)],
+    )
+    .unwrap();
+    let gate = clinic
+        .keyring
+        .sealing_key(&id1, Compartment::Clinical)
+        .unwrap();
+    c.start_file(
+        clinic.id,
+        &FileUploadStart {
+            file_id,
+            chart_id: id1,
+            compartment: Compartment::Clinical,
+            key_id: gate.key_id,
+            epoch: gate.epoch,
+            chunk_count: chunks,
+            chunk_size: (FILE_CHUNK_BYTES + FILE_CHUNK_OVERHEAD) as u32,
+            total_size: file_text.len() as u64 + u64::from(chunks) * FILE_CHUNK_OVERHEAD as u64,
+        },
+    )
+    .unwrap();
+    let ctx = FileContext {
+        clinic_id: clinic.id,
+        chart_id: id1,
+        file_id,
+    };
+    for (i, part) in file_text.as_bytes().chunks(FILE_CHUNK_BYTES).enumerate() {
+        let sealed = seal_file_chunk(&key, &ctx, i as u32, i as u32 + 1 == chunks, part).unwrap();
+        let r = c.put_file_chunk(clinic.id, file_id, i as u32, &sealed);
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    assert_eq!(c.complete_file(clinic.id, file_id).status, 204);
+    assert_eq!(c.get_file_chunk(clinic.id, file_id, 0).status, 200);
     // Read everything back through every read path (and check it decrypts to the canaries).
     let r1 = c.get_record(clinic.id, id1).unwrap();
     assert_eq!(
@@ -108,7 +221,7 @@ fn no_plaintext_or_password_in_data_dir_or_logs() {
         p3
     );
     let (all, _, _) = c.all_changes(clinic.id, 0, 100, 10).unwrap();
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 6, "two patients, three chart records and a file record");
     c.list_records(clinic.id, None, Some(10)).unwrap();
     let view = c.clinic(clinic.id).unwrap();
     assert_eq!(open_clinic(&s, &view).unwrap().0.name, clinic_name);
@@ -127,6 +240,13 @@ fn no_plaintext_or_password_in_data_dir_or_logs() {
             ));
         }
     }
+    for (what, value) in &chart_canaries {
+        needles.push(((*what).into(), needle_variants(value)));
+    }
+    needles.push(("file name".into(), needle_variants(&file_name)));
+    needles.push(("file bytes".into(), needle_variants(&file_text[..60])));
+    // Record kinds exist only inside ciphertext.
+    needles.push(("record kind".into(), needle_variants("\"kind\":\"exam\"")));
     needles.push(("clinic name".into(), needle_variants(&clinic_name)));
     needles.push(("password".into(), needle_variants(&password)));
     needles.push(("wrong password".into(), needle_variants(&wrong_password)));

@@ -1,4 +1,6 @@
 pub mod account;
+pub mod calendar;
+pub mod worklist;
 pub mod clinics;
 pub mod invite;
 pub mod login;
@@ -6,6 +8,7 @@ pub mod members;
 pub mod not_found;
 pub mod patient_form;
 pub mod patients;
+pub mod print_rx;
 pub mod recover;
 pub mod register;
 
@@ -32,4 +35,31 @@ pub fn report_error(
     } else {
         target.set(Some(e.message));
     }
+}
+
+/// Opens a clinic (keys, roster) and syncs its store, for pages reached directly (a reload or a
+/// link): the clinic goes into `clinic`, problems into `error`.
+pub fn open_clinic_and_sync(
+    app: AppState,
+    me: std::sync::Arc<crate::state::Unlocked>,
+    clinic_id: uuid::Uuid,
+    clinic: RwSignal<Option<std::sync::Arc<crate::state::Clinic>>>,
+    error: RwSignal<Option<String>>,
+    navigate: impl Fn(&str, NavigateOptions) + Clone + 'static,
+) {
+    let store = app.store(clinic_id);
+    leptos::task::spawn_local(async move {
+        let c = match crate::clinic::ensure_clinic(app, &me, clinic_id).await {
+            Ok(c) => c,
+            Err(e) if e.status == 404 => {
+                error.set(Some("Clinic not found.".into()));
+                return;
+            }
+            Err(e) => return report_error(app, &navigate, error, e),
+        };
+        clinic.set(Some(c.clone()));
+        if let Err(e) = crate::store::sync(app, me, c, store).await {
+            report_error(app, &navigate, error, e);
+        }
+    });
 }

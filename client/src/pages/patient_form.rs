@@ -5,14 +5,20 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::{use_navigate, use_params_map};
-use optovault_shared::domain::{Address, FieldError, Patient, RecordBody, Sex};
+use optovault_shared::domain::{
+    Address, Consent, ConsentType, FieldError, Guardian, Insurance, Patient, PatientStatus, RecordBody, Sex,
+};
 use optovault_shared::Compartment;
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
 
 use crate::clinic::ensure_clinic;
 use crate::components::app_header::AppHeader;
+use crate::components::appointments::Appointments;
+use crate::components::attachments::Attachments;
+use crate::components::billing::Billing;
 use crate::components::chart_access::ChartAccess;
+use crate::components::chart_export::ChartExport;
 use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::exams::Exams;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
@@ -73,6 +79,15 @@ struct Form {
     country: RwSignal<String>,
     insurance_member_id: RwSignal<String>,
     notes: RwSignal<String>,
+    chart_number: RwSignal<String>,
+    status: RwSignal<PatientStatus>,
+    recall_due: RwSignal<String>,
+    guardian_name: RwSignal<String>,
+    guardian_relationship: RwSignal<String>,
+    guardian_phone: RwSignal<String>,
+    /// Further plans (the primary plan's member id is `insurance_member_id`).
+    insurance: RwSignal<Vec<Insurance>>,
+    consents: RwSignal<Vec<Consent>>,
 }
 
 impl Form {
@@ -93,6 +108,14 @@ impl Form {
             country: s(),
             insurance_member_id: s(),
             notes: s(),
+            chart_number: s(),
+            status: RwSignal::new(PatientStatus::Active),
+            recall_due: s(),
+            guardian_name: s(),
+            guardian_relationship: s(),
+            guardian_phone: s(),
+            insurance: RwSignal::new(vec![]),
+            consents: RwSignal::new(vec![]),
         }
     }
 
@@ -111,6 +134,15 @@ impl Form {
         self.country.set(p.address.country.clone());
         self.insurance_member_id.set(p.insurance_member_id.clone());
         self.notes.set(p.notes.clone());
+        self.chart_number.set(p.chart_number.clone());
+        self.status.set(p.status);
+        self.recall_due.set(p.recall_due.clone().unwrap_or_default());
+        let g = p.guardian.clone().unwrap_or_default();
+        self.guardian_name.set(g.name);
+        self.guardian_relationship.set(g.relationship);
+        self.guardian_phone.set(g.phone);
+        self.insurance.set(p.insurance.clone());
+        self.consents.set(p.consents.clone());
     }
 
     fn read(&self) -> Patient {
@@ -131,7 +163,24 @@ impl Form {
             },
             insurance_member_id: self.insurance_member_id.get_untracked(),
             notes: self.notes.get_untracked(),
-            ..Default::default()
+            chart_number: self.chart_number.get_untracked().trim().to_string(),
+            status: self.status.get_untracked(),
+            recall_due: Some(self.recall_due.get_untracked()).filter(|d| !d.trim().is_empty()),
+            guardian: {
+                let g = Guardian {
+                    name: self.guardian_name.get_untracked().trim().to_string(),
+                    relationship: self.guardian_relationship.get_untracked().trim().to_string(),
+                    phone: self.guardian_phone.get_untracked().trim().to_string(),
+                };
+                (g != Guardian::default()).then_some(g)
+            },
+            insurance: self
+                .insurance
+                .get_untracked()
+                .into_iter()
+                .filter(|i| i != &Insurance::default())
+                .collect(),
+            consents: self.consents.get_untracked(),
         }
     }
 }
@@ -393,10 +442,51 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     </div>
                 </fieldset>
                 <fieldset>
-                    <legend>"Insurance and notes"</legend>
+                    <legend>"Chart"</legend>
                     <div class="grid">
-                        <TextField field="insurance_member_id" label="Insurance member id"
+                        <TextField field="chart_number" label="Chart number" value=form.chart_number
+                            errors=errs autocomplete="off" />
+                        <div class="field">
+                            <label for="status">"Status"</label>
+                            <select id="status" name="status"
+                                on:change=move |ev| form.status.set(match event_target_value(&ev).as_str() {
+                                    "inactive" => PatientStatus::Inactive,
+                                    "deceased" => PatientStatus::Deceased,
+                                    _ => PatientStatus::Active,
+                                })>
+                                <option value="active" prop:selected=move || form.status.get() == PatientStatus::Active>"Active"</option>
+                                <option value="inactive" prop:selected=move || form.status.get() == PatientStatus::Inactive>"Inactive"</option>
+                                <option value="deceased" prop:selected=move || form.status.get() == PatientStatus::Deceased>"Deceased"</option>
+                            </select>
+                        </div>
+                        <TextField field="recall_due" label="Recall due" value=form.recall_due errors=errs kind="date" />
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>"Parent or guardian (required under 18)"</legend>
+                    <div class="grid">
+                        <TextField field="guardian.name" label="Name" value=form.guardian_name errors=errs autocomplete="off" />
+                        <TextField field="guardian.relationship" label="Relationship" value=form.guardian_relationship
+                            errors=errs autocomplete="off" />
+                        <TextField field="guardian.phone" label="Phone" value=form.guardian_phone errors=errs kind="tel"
+                            autocomplete="off" />
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>"Insurance"</legend>
+                    <div class="grid">
+                        <TextField field="insurance_member_id" label="Primary plan member id"
                             value=form.insurance_member_id errors=errs autocomplete="off" />
+                    </div>
+                    <InsuranceRows plans=form.insurance errors=errs />
+                </fieldset>
+                <fieldset>
+                    <legend>"Consents"</legend>
+                    <ConsentRows consents=form.consents errors=errs />
+                </fieldset>
+                <fieldset>
+                    <legend>"Notes"</legend>
+                    <div class="grid">
                         <TextArea field="notes" label="Notes" value=form.notes errors=errs />
                     </div>
                 </fieldset>
@@ -411,13 +501,109 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             {(!is_new).then(|| {
                 let ready = Signal::derive(move || !loading.get() && found.get());
                 view! {
+                    <Appointments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Trends clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Exams me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Prescriptions me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <ChartExport clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <Billing me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <Attachments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                 }
             })}
         </main>
+    }
+}
+
+/// The patient's insurance plans: payer, member id and group per row; rows can be added and
+/// removed (an empty row is dropped on save).
+#[component]
+fn InsuranceRows(plans: RwSignal<Vec<Insurance>>, errors: Signal<Vec<FieldError>>) -> impl IntoView {
+    let set = move |i: usize, f: fn(&mut Insurance, String), v: String| {
+        plans.update(|p| {
+            if let Some(x) = p.get_mut(i) {
+                f(x, v)
+            }
+        })
+    };
+    view! {
+        <ul class="plan-list">
+            {move || (0..plans.with(|p| p.len())).map(|i| {
+                let get = move |f: fn(&Insurance) -> String| plans.with(|p| p.get(i).map(f).unwrap_or_default());
+                view! {
+                    <li class="plan-row">
+                        <input id=format!("ins-payer-{i}") type="text" placeholder="Payer" aria-label="Payer"
+                            prop:value=move || get(|x| x.payer.clone())
+                            on:change=move |ev| set(i, |x, v| x.payer = v, event_target_value(&ev)) />
+                        <input id=format!("ins-member-{i}") type="text" placeholder="Member id" aria-label="Member id"
+                            prop:value=move || get(|x| x.member_id.clone())
+                            on:change=move |ev| set(i, |x, v| x.member_id = v, event_target_value(&ev)) />
+                        <input id=format!("ins-group-{i}") type="text" placeholder="Group" aria-label="Group"
+                            prop:value=move || get(|x| x.group.clone())
+                            on:change=move |ev| set(i, |x, v| x.group = v, event_target_value(&ev)) />
+                        <button type="button" class="button small secondary"
+                            on:click=move |_| plans.update(|p| { if i < p.len() { p.remove(i); } })>"Remove"</button>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+        <FieldMessage field="insurance.payer" errors=errors />
+        <FieldMessage field="insurance.member_id" errors=errors />
+        <FieldMessage field="insurance.group" errors=errors />
+        <button id="ins-add" type="button" class="button small secondary"
+            on:click=move |_| plans.update(|p| p.push(Insurance::default()))>"Add a plan"</button>
+    }
+}
+
+const CONSENT_TYPES: [(ConsentType, &str, &str); 7] = [
+    (ConsentType::Treatment, "treatment", "Treatment"),
+    (ConsentType::Privacy, "privacy", "Privacy notice"),
+    (ConsentType::DataSharing, "data_sharing", "Data sharing"),
+    (ConsentType::Telehealth, "telehealth", "Telehealth"),
+    (ConsentType::Photography, "photography", "Photography"),
+    (ConsentType::Reminders, "reminders", "Reminders and recalls"),
+    (ConsentType::Other, "other", "Other"),
+];
+
+/// Consents signed: type and date per row (a scanned form is attached under images and
+/// documents).
+#[component]
+fn ConsentRows(consents: RwSignal<Vec<Consent>>, errors: Signal<Vec<FieldError>>) -> impl IntoView {
+    view! {
+        <ul class="consent-list">
+            {move || (0..consents.with(|c| c.len())).map(|i| {
+                let kind = move || consents.with(|c| c.get(i).map(|x| x.consent_type).unwrap_or_default());
+                view! {
+                    <li class="consent-row">
+                        <select id=format!("consent-type-{i}") aria-label="Consent"
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                if let Some((t, _, _)) = CONSENT_TYPES.iter().find(|(_, k, _)| *k == v) {
+                                    consents.update(|c| if let Some(x) = c.get_mut(i) { x.consent_type = *t });
+                                }
+                            }>
+                            {CONSENT_TYPES.iter().map(|(t, k, l)| {
+                                let t = *t;
+                                view! { <option value=*k prop:selected=move || kind() == t>{*l}</option> }
+                            }).collect_view()}
+                        </select>
+                        <input id=format!("consent-date-{i}") type="date" aria-label="Signed on"
+                            prop:value=move || consents.with(|c| c.get(i).map(|x| x.signed_at.clone()).unwrap_or_default())
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                consents.update(|c| if let Some(x) = c.get_mut(i) { x.signed_at = v });
+                            } />
+                        <button type="button" class="button small secondary"
+                            on:click=move |_| consents.update(|c| { if i < c.len() { c.remove(i); } })>"Remove"</button>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+        <FieldMessage field="consents.signed_at" errors=errors />
+        <button id="consent-add" type="button" class="button small secondary"
+            on:click=move |_| consents.update(|c| c.push(Consent { signed_at: today(), ..Default::default() }))>
+            "Add a consent"
+        </button>
     }
 }

@@ -56,6 +56,9 @@ struct Row {
     restricted: bool,
 }
 
+/// Patients put in the table at a time.
+const PAGE_ROWS: usize = 100;
+
 fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
     let mut rows: Vec<(String, Row)> = s
         .patients
@@ -121,7 +124,18 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         move |_| sync_now()
     };
 
-    let shown = Memo::new(move |_| query.with(|q| store.with(|s| rows(s, q))));
+    let matching = Memo::new(move |_| query.with(|q| store.with(|s| rows(s, q))));
+    // Rows put in the page: a large clinic has tens of thousands of patients, and the table only
+    // needs the first page; "Show more" adds another.
+    let limit = RwSignal::new(PAGE_ROWS);
+    Effect::new(move |_| {
+        query.track();
+        limit.set(PAGE_ROWS);
+    });
+    let shown = Memo::new(move |_| {
+        let n = limit.get();
+        matching.with(|r| r.iter().take(n).cloned().collect::<Vec<_>>())
+    });
     // Records that could not be opened at all (no trusted version to show).
     let problems = Memo::new(move |_| {
         store.with(|s| {
@@ -186,7 +200,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     placeholder="Name, date of birth, phone, member id or chart number" bind:value=query />
             </div>
             <p class="count" aria-live="polite">
-                <span id="patient-count">{move || shown.with(|r| r.len())}</span>
+                <span id="patient-count">{move || matching.with(|r| r.len())}</span>
                 {move || {
                     let n = total();
                     if query.with(|q| q.trim().is_empty()) {
@@ -223,6 +237,12 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            <Show when=move || { matching.with(|m| m.len()) > limit.get() }>
+                <button id="show-more" type="button" class="button secondary"
+                    on:click=move |_| limit.update(|l| *l += PAGE_ROWS)>
+                    {move || format!("Show more ({} not shown)", matching.with(|m| m.len()).saturating_sub(limit.get()))}
+                </button>
+            </Show>
             <Show when=move || store.with(|s| s.synced && s.patients.is_empty() && s.hidden_charts() == 0)>
                 <p class="empty">"No patients yet. Add the first with “New patient”."</p>
             </Show>

@@ -1,10 +1,12 @@
 //! Test fixture: registers an account on a running server, logs in, creates a clinic and fills
-//! it with N sealed patients (batches of 1000), then prints one JSON line with what the caller
+//! it with N sealed patients (batches of 1000) and, if asked, M exams per patient, then prints one
+//! JSON line with what the caller
 //! needs (username, clinic id, session cookie). Used by the browser sync test (a large clinic)
 //! and by the API fuzzing (an authenticated session). Talks to the given loopback URL only.
 
 use clap::Parser;
-use optovault_tests::{patient_write, sample_patient, Client};
+use optovault_tests::shared::domain::RecordBody;
+use optovault_tests::{chart_write, patient_write, sample_exam, sample_patient, Client};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -22,6 +24,9 @@ struct Args {
     /// Number of patients to create.
     #[arg(long, default_value_t = 0)]
     patients: usize,
+    /// Exams per patient (clinical compartment), as a real clinic's history.
+    #[arg(long, default_value_t = 0)]
+    exams_per_patient: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,10 +42,22 @@ fn main() -> anyhow::Result<()> {
     let clinic = client.create_clinic(&session, &args.clinic_name)?;
     let mut first_record = None;
     for chunk_start in (0..args.patients).step_by(1000) {
+        let mut exams = Vec::new();
         let writes: Vec<_> = (chunk_start..(chunk_start + 1000).min(args.patients))
             .map(|i| {
                 let id = Uuid::new_v4();
                 first_record.get_or_insert(id);
+                for visit in 0..args.exams_per_patient {
+                    let body = RecordBody::Exam(sample_exam(i, visit, session.account_id));
+                    exams.push(chart_write(
+                        &session,
+                        clinic.id,
+                        &clinic.keyring,
+                        id,
+                        Uuid::new_v4(),
+                        &body,
+                    ));
+                }
                 patient_write(
                     &session,
                     clinic.id,
@@ -52,6 +69,9 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         client.batch(clinic.id, writes)?;
+        for batch in exams.chunks(1000) {
+            client.batch(clinic.id, batch.to_vec())?;
+        }
     }
     println!(
         "{}",
