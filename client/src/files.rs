@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
 use js_sys::{Array, Uint8Array};
 use optovault_shared::chart::attachment::{Attachment, Thumbnail, MAX_THUMBNAIL_BYTES};
 use optovault_shared::crypto::{
@@ -16,7 +17,6 @@ use optovault_shared::crypto::{
 use optovault_shared::domain::RecordBody;
 use optovault_shared::wire::FileUploadStart;
 use optovault_shared::{Compartment, B64};
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
@@ -58,10 +58,16 @@ impl Progress {
         match self {
             Progress::Checking { .. } => format!("Reading the file… {}%", self.percent()),
             Progress::Uploading { done, total } => {
-                format!("Encrypting and uploading: {done} of {total} MiB ({}%)", self.percent())
+                format!(
+                    "Encrypting and uploading: {done} of {total} MiB ({}%)",
+                    self.percent()
+                )
             }
             Progress::Downloading { done, total } => {
-                format!("Downloading and decrypting: {done} of {total} MiB ({}%)", self.percent())
+                format!(
+                    "Downloading and decrypting: {done} of {total} MiB ({}%)",
+                    self.percent()
+                )
             }
         }
     }
@@ -96,7 +102,10 @@ fn blob_size(blob: &web_sys::Blob) -> u64 {
 }
 
 /// The SHA-256 of a whole file, read slice by slice.
-async fn checksum(blob: &web_sys::Blob, progress: &impl Fn(Progress)) -> Result<[u8; 32], ApiError> {
+async fn checksum(
+    blob: &web_sys::Blob,
+    progress: &impl Fn(Progress),
+) -> Result<[u8; 32], ApiError> {
     let size = blob_size(blob);
     let mut hasher = Sha256::new();
     let mut at = 0u64;
@@ -119,11 +128,12 @@ async fn thumbnail(file: &web_sys::File) -> Option<Thumbnail> {
         return None;
     }
     let window = web_sys::window()?;
-    let bitmap: web_sys::ImageBitmap = JsFuture::from(window.create_image_bitmap_with_blob(file).ok()?)
-        .await
-        .ok()?
-        .dyn_into()
-        .ok()?;
+    let bitmap: web_sys::ImageBitmap =
+        JsFuture::from(window.create_image_bitmap_with_blob(file).ok()?)
+            .await
+            .ok()?
+            .dyn_into()
+            .ok()?;
     let (w, h) = (f64::from(bitmap.width()), f64::from(bitmap.height()));
     if w < 1.0 || h < 1.0 {
         return None;
@@ -138,8 +148,7 @@ async fn thumbnail(file: &web_sys::File) -> Option<Thumbnail> {
         .ok()?;
     canvas.set_width(tw as u32);
     canvas.set_height(th as u32);
-    let ctx: web_sys::CanvasRenderingContext2d =
-        canvas.get_context("2d").ok()??.dyn_into().ok()?;
+    let ctx: web_sys::CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
     ctx.draw_image_with_image_bitmap_and_dw_and_dh(&bitmap, 0.0, 0.0, tw, th)
         .ok()?;
     bitmap.close();
@@ -211,7 +220,17 @@ pub async fn attach(
         RecordBody::Attachment(attachment.clone()),
     )
     .await?;
-    send_chunks(app, &me, clinic_id, chart_id, file_id, &attachment, &file, &progress).await?;
+    send_chunks(
+        app,
+        &me,
+        clinic_id,
+        chart_id,
+        file_id,
+        &attachment,
+        &file,
+        &progress,
+    )
+    .await?;
     Ok(file_id)
 }
 
@@ -234,7 +253,10 @@ pub async fn resume(
             attachment.file_name
         )));
     }
-    send_chunks(app, &me, clinic_id, chart_id, file_id, attachment, &file, &progress).await
+    send_chunks(
+        app, &me, clinic_id, chart_id, file_id, attachment, &file, &progress,
+    )
+    .await
 }
 
 /// Starts (or re-reads) the upload on the server and sends the chunks it does not hold yet, each
@@ -259,7 +281,8 @@ async fn send_chunks(
     let gate = keyring
         .sealing_key(&chart_id, Compartment::Clinical)
         .ok_or_else(|| local("Your role does not hold the clinical key this file needs."))?;
-    let key = FileKey::from_b64(&attachment.file_key).map_err(|_| local("The file's key is malformed."))?;
+    let key = FileKey::from_b64(&attachment.file_key)
+        .map_err(|_| local("The file's key is malformed."))?;
     let ctx = FileContext {
         clinic_id,
         chart_id,
@@ -311,7 +334,12 @@ async fn send_chunks(
 }
 
 /// Network hiccups and server restarts are retried (0.5, 1, 2 s); refusals are not.
-async fn put_with_retry(clinic_id: Uuid, file_id: Uuid, index: u32, sealed: &[u8]) -> Result<(), ApiError> {
+async fn put_with_retry(
+    clinic_id: Uuid,
+    file_id: Uuid,
+    index: u32,
+    sealed: &[u8],
+) -> Result<(), ApiError> {
     let mut wait = 500;
     let mut tries = 0;
     loop {
@@ -335,7 +363,8 @@ pub async fn fetch(
     attachment: &Attachment,
     progress: impl Fn(Progress),
 ) -> Result<web_sys::Blob, ApiError> {
-    let key = FileKey::from_b64(&attachment.file_key).map_err(|_| local("The file's key is malformed."))?;
+    let key = FileKey::from_b64(&attachment.file_key)
+        .map_err(|_| local("The file's key is malformed."))?;
     let ctx = FileContext {
         clinic_id,
         chart_id,
@@ -346,9 +375,10 @@ pub async fn fetch(
     let mut hasher = Sha256::new();
     for index in 0..total {
         let sealed = api::file_chunk(clinic_id, file_id, index).await?;
-        let plain = open_file_chunk(&key, &ctx, index, index + 1 == total, &sealed).map_err(|_| {
-            local("The file was altered or is incomplete on the server; it was not opened.")
-        })?;
+        let plain =
+            open_file_chunk(&key, &ctx, index, index + 1 == total, &sealed).map_err(|_| {
+                local("The file was altered or is incomplete on the server; it was not opened.")
+            })?;
         hasher.update(plain.as_slice());
         parts.push(&Uint8Array::from(plain.as_slice()));
         progress(Progress::Downloading {
@@ -358,7 +388,9 @@ pub async fn fetch(
     }
     let sum: [u8; 32] = hasher.finalize().into();
     if sum.as_slice() != attachment.sha256.as_slice() {
-        return Err(local("The file does not match its checksum; it was not opened."));
+        return Err(local(
+            "The file does not match its checksum; it was not opened.",
+        ));
     }
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(&attachment.mime_type);

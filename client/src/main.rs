@@ -24,7 +24,6 @@ use leptos_router::path;
 use components::lock_screen::LockScreen;
 use pages::account::AccountPage;
 use pages::calendar::CalendarPage;
-use pages::worklist::WorklistPage;
 use pages::clinics::ClinicsPage;
 use pages::invite::InvitePage;
 use pages::login::LoginPage;
@@ -35,6 +34,7 @@ use pages::patients::PatientsPage;
 use pages::print_rx::PrintRxPage;
 use pages::recover::RecoverPage;
 use pages::register::RegisterPage;
+use pages::worklist::WorklistPage;
 use state::AppState;
 
 #[component]

@@ -68,7 +68,10 @@ fn spawn_sweeper(state: AppState) {
             tick.tick().await;
             match state.store.purge_expired(optovault_server::now()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(purged = n, "expired sessions, login attempts and stale uploads removed"),
+                Ok(n) => tracing::debug!(
+                    purged = n,
+                    "expired sessions, login attempts and stale uploads removed"
+                ),
                 Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
             }
         }

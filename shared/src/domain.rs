@@ -745,8 +745,16 @@ mod search_tests {
     fn exact_words_rank_first() {
         assert_eq!(p().search_rank("marg"), Some(0));
         assert_eq!(p().search_rank("sullivan 1948"), Some(0));
-        assert_eq!(p().search_rank("3125550142"), Some(0), "digits typed without the formatting");
-        assert_eq!(p().search_rank("3125550143"), None, "numbers are never fuzzy");
+        assert_eq!(
+            p().search_rank("3125550142"),
+            Some(0),
+            "digits typed without the formatting"
+        );
+        assert_eq!(
+            p().search_rank("3125550143"),
+            None,
+            "numbers are never fuzzy"
+        );
         assert_eq!(p().search_rank("5550142"), Some(0));
         assert_eq!(p().search_rank("c-10442"), Some(0));
         assert_eq!(p().search_rank(""), Some(0));
@@ -758,11 +766,27 @@ mod search_tests {
         assert_eq!(p().search_rank("mragaret"), Some(1), "a swapped pair");
         assert_eq!(p().search_rank("sulivan"), Some(1));
         assert_eq!(p().search_rank("hayse"), Some(1));
-        assert_eq!(p().search_rank("osullivan"), Some(1), "the apostrophe left out");
-        assert_eq!(p().search_rank("sollevann"), None, "three edits is too many");
-        assert_eq!(p().search_rank("mrg"), None, "three letters must match exactly");
+        assert_eq!(
+            p().search_rank("osullivan"),
+            Some(1),
+            "the apostrophe left out"
+        );
+        assert_eq!(
+            p().search_rank("sollevann"),
+            None,
+            "three edits is too many"
+        );
+        assert_eq!(
+            p().search_rank("mrg"),
+            None,
+            "three letters must match exactly"
+        );
         assert_eq!(p().search_rank("smith"), None);
         assert_eq!(p().search_rank("margret 1948"), Some(1));
-        assert_eq!(p().search_rank("margret 1949"), None, "dates are never fuzzy");
+        assert_eq!(
+            p().search_rank("margret 1949"),
+            None,
+            "dates are never fuzzy"
+        );
     }
 }

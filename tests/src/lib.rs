@@ -1344,8 +1344,14 @@ pub fn sample_exam(i: usize, visit: usize, provider: Uuid) -> shared::chart::Exa
     use shared::chart::*;
     let year = 2024 + visit as i32 % 3;
     let va = |eye, entered: &str| {
-        VisualAcuity::new(eye, VaDistance::Distance, VaCorrection::Cc, VaNotation::SnellenFeet, entered)
-            .expect("valid acuity")
+        VisualAcuity::new(
+            eye,
+            VaDistance::Distance,
+            VaCorrection::Cc,
+            VaNotation::SnellenFeet,
+            entered,
+        )
+        .expect("valid acuity")
     };
     let quarter = |q: i32| Diopters(q * 25);
     Exam {

@@ -67,7 +67,10 @@ fn field_canaries(p: &Patient) -> Vec<(String, String)> {
         ("insurance_member_id", p.insurance_member_id.clone()),
         ("chart_number", p.chart_number.clone()),
         ("guardian.name", p.guardian.as_ref().unwrap().name.clone()),
-        ("guardian.relationship", p.guardian.as_ref().unwrap().relationship.clone()),
+        (
+            "guardian.relationship",
+            p.guardian.as_ref().unwrap().relationship.clone(),
+        ),
         ("guardian.phone", p.guardian.as_ref().unwrap().phone.clone()),
         ("insurance.payer", p.insurance[0].payer.clone()),
         ("insurance.member_id", p.insurance[0].member_id.clone()),
@@ -181,7 +184,14 @@ fn no_plaintext_or_password_in_data_dir_or_logs() {
     });
     c.batch(
         clinic.id,
-        vec![chart_write(&s, clinic.id, &clinic.keyring, id1, file_id, &meta)],
+        vec![chart_write(
+            &s,
+            clinic.id,
+            &clinic.keyring,
+            id1,
+            file_id,
+            &meta,
+        )],
     )
     .unwrap();
     let gate = clinic
@@ -221,7 +231,11 @@ fn no_plaintext_or_password_in_data_dir_or_logs() {
         p3
     );
     let (all, _, _) = c.all_changes(clinic.id, 0, 100, 10).unwrap();
-    assert_eq!(all.len(), 6, "two patients, three chart records and a file record");
+    assert_eq!(
+        all.len(),
+        6,
+        "two patients, three chart records and a file record"
+    );
     c.list_records(clinic.id, None, Some(10)).unwrap();
     let view = c.clinic(clinic.id).unwrap();
     assert_eq!(open_clinic(&s, &view).unwrap().0.name, clinic_name);

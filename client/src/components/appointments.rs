@@ -24,7 +24,11 @@ use crate::store::RecordStore;
 use crate::util::today;
 
 pub const TYPES: [(AppointmentType, &str, &str); 6] = [
-    (AppointmentType::Comprehensive, "comprehensive", "Comprehensive exam"),
+    (
+        AppointmentType::Comprehensive,
+        "comprehensive",
+        "Comprehensive exam",
+    ),
     (AppointmentType::ContactLens, "contact_lens", "Contact lens"),
     (AppointmentType::FollowUp, "follow_up", "Follow-up"),
     (AppointmentType::Medical, "medical", "Medical"),
@@ -191,7 +195,10 @@ pub fn Appointments(
             let chosen = provider
                 .get_untracked()
                 .or_else(|| staff_list.first().map(|s| s.account_id));
-            let Some(who) = staff_list.into_iter().find(|s| Some(s.account_id) == chosen) else {
+            let Some(who) = staff_list
+                .into_iter()
+                .find(|s| Some(s.account_id) == chosen)
+            else {
                 error.set(Some("Choose the provider.".into()));
                 return;
             };
@@ -214,8 +221,16 @@ pub fn Appointments(
             let (me, navigate) = (me.clone(), navigate.clone());
             spawn_local(async move {
                 let id = draft_id.get_untracked();
-                match save_item(app, me, clinic_id, chart_id, id, 0, RecordBody::Appointment(appt))
-                    .await
+                match save_item(
+                    app,
+                    me,
+                    clinic_id,
+                    chart_id,
+                    id,
+                    0,
+                    RecordBody::Appointment(appt),
+                )
+                .await
                 {
                     Ok(_) => {
                         draft_id.set(Uuid::new_v4());
@@ -339,7 +354,12 @@ mod tests {
     #[test]
     fn the_desk_is_offered_forward_steps_only() {
         use AppointmentStatus::*;
-        let labels = |s| next_steps(s).into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+        let labels = |s| {
+            next_steps(s)
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(labels(Booked), ["Check in", "No-show", "Cancel"]);
         assert_eq!(labels(Arrived), ["In exam", "Complete", "Cancel"]);
         assert_eq!(labels(InExam), ["Complete"]);

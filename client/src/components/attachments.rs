@@ -24,9 +24,17 @@ use crate::store::RecordStore;
 use crate::util::today;
 
 const CATEGORIES: [(AttachmentCategory, &str, &str); 5] = [
-    (AttachmentCategory::FundusPhoto, "fundus_photo", "Fundus photo"),
+    (
+        AttachmentCategory::FundusPhoto,
+        "fundus_photo",
+        "Fundus photo",
+    ),
     (AttachmentCategory::Oct, "oct", "OCT"),
-    (AttachmentCategory::VisualField, "visual_field", "Visual field"),
+    (
+        AttachmentCategory::VisualField,
+        "visual_field",
+        "Visual field",
+    ),
     (AttachmentCategory::Consent, "consent", "Scanned consent"),
     (AttachmentCategory::Other, "other", "Other"),
 ];
@@ -139,10 +147,11 @@ pub fn Attachments(
             error.set(None);
             let (me, navigate) = (me.clone(), navigate.clone());
             spawn_local(async move {
-                let result = files::attach(app, me, clinic_id, chart_id, file, about, &today(), |p| {
-                    progress.set(Some(p))
-                })
-                .await;
+                let result =
+                    files::attach(app, me, clinic_id, chart_id, file, about, &today(), |p| {
+                        progress.set(Some(p))
+                    })
+                    .await;
                 match result {
                     Ok(id) => {
                         complete.update(|m| {
@@ -191,7 +200,10 @@ pub fn Attachments(
             }
             let input = format!("resume-{id}");
             let Some(file) = picked(&input) else {
-                error.set(Some(format!("Choose {} again to finish its upload.", a.file_name)));
+                error.set(Some(format!(
+                    "Choose {} again to finish its upload.",
+                    a.file_name
+                )));
                 return;
             };
             busy.set(true);

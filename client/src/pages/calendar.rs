@@ -109,14 +109,19 @@ fn Calendar(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         let d = day.get();
         if week.get() {
             let monday = week_start(&d).unwrap_or(d);
-            (0..7).filter_map(|i| add_days(&monday, i)).collect::<Vec<_>>()
+            (0..7)
+                .filter_map(|i| add_days(&monday, i))
+                .collect::<Vec<_>>()
         } else {
             vec![d]
         }
     });
     let shown = Memo::new(move |_| {
         let ds = days.get();
-        let (first, last) = (ds.first().cloned().unwrap_or_default(), ds.last().cloned().unwrap_or_default());
+        let (first, last) = (
+            ds.first().cloned().unwrap_or_default(),
+            ds.last().cloned().unwrap_or_default(),
+        );
         store.with(|s| entries(s, &first, &last, provider.get(), show_cancelled.get()))
     });
     let move_by = move |n: i64| {
@@ -135,7 +140,14 @@ fn Calendar(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             let me = me.clone();
             spawn_local(async move {
                 if let Err(m) = set_status(
-                    app, me, clinic_id, e.chart_id, e.id, e.version, &e.appointment, next,
+                    app,
+                    me,
+                    clinic_id,
+                    e.chart_id,
+                    e.id,
+                    e.version,
+                    &e.appointment,
+                    next,
                 )
                 .await
                 {
@@ -153,12 +165,24 @@ fn Calendar(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         if week.get() {
             for (i, d) in days.get().into_iter().enumerate() {
                 let title = format!("{} {}", weekday_name(&d).unwrap_or(""), d);
-                let list = entries.iter().filter(|e| e.appointment.start.starts_with(&d)).cloned().collect();
+                let list = entries
+                    .iter()
+                    .filter(|e| e.appointment.start.starts_with(&d))
+                    .cloned()
+                    .collect();
                 cols.insert((i as u8, d.clone()), (title, list));
             }
         } else {
-            for s in staff.get().into_iter().filter(|s| provider.get().is_none_or(|p| p == s.account_id)) {
-                let list = entries.iter().filter(|e| e.appointment.provider.account_id == s.account_id).cloned().collect();
+            for s in staff
+                .get()
+                .into_iter()
+                .filter(|s| provider.get().is_none_or(|p| p == s.account_id))
+            {
+                let list = entries
+                    .iter()
+                    .filter(|e| e.appointment.provider.account_id == s.account_id)
+                    .cloned()
+                    .collect();
                 cols.insert((0, s.name.clone()), (s.name.clone(), list));
             }
         }
@@ -304,7 +328,13 @@ mod tests {
         let times: Vec<&str> = day.iter().map(|e| e.appointment.start.as_str()).collect();
         assert_eq!(times, ["2026-11-27T09:00", "2026-11-27T10:00"]);
         assert_eq!(day[0].patient, "Lee, Ann");
-        assert_eq!(entries(&s, "2026-11-27", "2026-11-27", Some(dr), true).len(), 2);
-        assert_eq!(entries(&s, "2026-11-23", "2026-11-29", None, false).len(), 3);
+        assert_eq!(
+            entries(&s, "2026-11-27", "2026-11-27", Some(dr), true).len(),
+            2
+        );
+        assert_eq!(
+            entries(&s, "2026-11-23", "2026-11-29", None, false).len(),
+            3
+        );
     }
 }

@@ -1,6 +1,5 @@
 pub mod account;
 pub mod calendar;
-pub mod worklist;
 pub mod clinics;
 pub mod invite;
 pub mod login;
@@ -11,6 +10,7 @@ pub mod patients;
 pub mod print_rx;
 pub mod recover;
 pub mod register;
+pub mod worklist;
 
 use leptos::prelude::*;
 use leptos_router::NavigateOptions;

@@ -6,7 +6,8 @@ use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use optovault_shared::domain::{
-    Address, Consent, ConsentType, FieldError, Guardian, Insurance, Patient, PatientStatus, RecordBody, Sex,
+    Address, Consent, ConsentType, FieldError, Guardian, Insurance, Patient, PatientStatus,
+    RecordBody, Sex,
 };
 use optovault_shared::Compartment;
 use uuid::Uuid;
@@ -136,7 +137,8 @@ impl Form {
         self.notes.set(p.notes.clone());
         self.chart_number.set(p.chart_number.clone());
         self.status.set(p.status);
-        self.recall_due.set(p.recall_due.clone().unwrap_or_default());
+        self.recall_due
+            .set(p.recall_due.clone().unwrap_or_default());
         let g = p.guardian.clone().unwrap_or_default();
         self.guardian_name.set(g.name);
         self.guardian_relationship.set(g.relationship);
@@ -169,7 +171,11 @@ impl Form {
             guardian: {
                 let g = Guardian {
                     name: self.guardian_name.get_untracked().trim().to_string(),
-                    relationship: self.guardian_relationship.get_untracked().trim().to_string(),
+                    relationship: self
+                        .guardian_relationship
+                        .get_untracked()
+                        .trim()
+                        .to_string(),
                     phone: self.guardian_phone.get_untracked().trim().to_string(),
                 };
                 (g != Guardian::default()).then_some(g)
@@ -519,7 +525,10 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
 /// The patient's insurance plans: payer, member id and group per row; rows can be added and
 /// removed (an empty row is dropped on save).
 #[component]
-fn InsuranceRows(plans: RwSignal<Vec<Insurance>>, errors: Signal<Vec<FieldError>>) -> impl IntoView {
+fn InsuranceRows(
+    plans: RwSignal<Vec<Insurance>>,
+    errors: Signal<Vec<FieldError>>,
+) -> impl IntoView {
     let set = move |i: usize, f: fn(&mut Insurance, String), v: String| {
         plans.update(|p| {
             if let Some(x) = p.get_mut(i) {

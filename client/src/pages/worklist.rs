@@ -37,7 +37,11 @@ const CHANNELS: [(ContactChannel, &str, &str); 4] = [
 
 const OUTCOMES: [(ContactOutcome, &str, &str); 9] = [
     (ContactOutcome::Reached, "reached", "Reached"),
-    (ContactOutcome::LeftMessage, "left_message", "Left a message"),
+    (
+        ContactOutcome::LeftMessage,
+        "left_message",
+        "Left a message",
+    ),
     (ContactOutcome::NoAnswer, "no_answer", "No answer"),
     (ContactOutcome::WrongNumber, "wrong_number", "Wrong number"),
     (ContactOutcome::Sent, "sent", "Sent"),
@@ -48,11 +52,19 @@ const OUTCOMES: [(ContactOutcome, &str, &str); 9] = [
 ];
 
 fn outcome_label(o: ContactOutcome) -> &'static str {
-    OUTCOMES.iter().find(|(x, _, _)| *x == o).map(|(_, _, l)| *l).unwrap_or("Other")
+    OUTCOMES
+        .iter()
+        .find(|(x, _, _)| *x == o)
+        .map(|(_, _, l)| *l)
+        .unwrap_or("Other")
 }
 
 fn channel_label(c: ContactChannel) -> &'static str {
-    CHANNELS.iter().find(|(x, _, _)| *x == c).map(|(_, _, l)| *l).unwrap_or("Phone")
+    CHANNELS
+        .iter()
+        .find(|(x, _, _)| *x == c)
+        .map(|(_, _, l)| *l)
+        .unwrap_or("Phone")
 }
 
 /// One thing to remind a patient of.
@@ -97,7 +109,11 @@ pub fn tasks(s: &RecordStore, day: &str, recall_until: &str) -> Vec<Task> {
             patient: patient.clone(),
             contacts: logged(&e.chart_id, &about),
             about,
-            what: format!("Appointment {}, {}", when(&a.start), type_label(a.appointment_type)),
+            what: format!(
+                "Appointment {}, {}",
+                when(&a.start),
+                type_label(a.appointment_type)
+            ),
             provider: a.provider.name.clone(),
         });
     }
@@ -127,15 +143,30 @@ pub fn tasks(s: &RecordStore, day: &str, recall_until: &str) -> Vec<Task> {
 /// apostrophe so a spreadsheet never runs a patient-supplied value as a formula.
 pub fn csv_cell(v: &str) -> String {
     let risky = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let v = if risky { format!("'{v}") } else { v.to_string() };
+    let v = if risky {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
     format!("\"{}\"", v.replace('"', "\"\""))
 }
 
 /// The work list as CSV for a mail merge (one row per task, UTF-8, CRLF line ends).
 pub fn to_csv(tasks: &[Task]) -> String {
     let header = [
-        "kind", "family_name", "given_name", "phone", "email", "address_line1", "address_line2",
-        "city", "region", "postal_code", "country", "what", "provider",
+        "kind",
+        "family_name",
+        "given_name",
+        "phone",
+        "email",
+        "address_line1",
+        "address_line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "what",
+        "provider",
     ];
     let mut out = header.map(csv_cell).join(",");
     out.push_str("\r\n");
@@ -146,9 +177,19 @@ pub fn to_csv(tasks: &[Task]) -> String {
             ReminderAbout::Recall { .. } => "recall",
         };
         let row = [
-            kind, &p.family_name, &p.given_name, &p.phone, &p.email, &p.address.line1,
-            &p.address.line2, &p.address.city, &p.address.region, &p.address.postal_code,
-            &p.address.country, &t.what, &t.provider,
+            kind,
+            &p.family_name,
+            &p.given_name,
+            &p.phone,
+            &p.email,
+            &p.address.line1,
+            &p.address.line2,
+            &p.address.city,
+            &p.address.region,
+            &p.address.postal_code,
+            &p.address.country,
+            &t.what,
+            &t.provider,
         ];
         out.push_str(&row.map(csv_cell).join(","));
         out.push_str("\r\n");
@@ -196,7 +237,9 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         options.set_type("text/csv;charset=utf-8");
         let saved = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
             .map_err(|_| crate::api::ApiError::local("csv", "The CSV could not be made."))
-            .and_then(|b| crate::files::save_as(&b, &format!("reminders-{}.csv", day.get_untracked())));
+            .and_then(|b| {
+                crate::files::save_as(&b, &format!("reminders-{}.csv", day.get_untracked()))
+            });
         if let Err(e) = saved {
             error.set(Some(e.message));
         }
@@ -231,8 +274,16 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             let notes = read(format!("contact-notes-{idx}"));
             let contact = ReminderContact {
                 about: t.about.clone(),
-                channel: CHANNELS.iter().find(|(_, k, _)| *k == channel).map(|c| c.0).unwrap_or_default(),
-                outcome: OUTCOMES.iter().find(|(_, k, _)| *k == outcome).map(|c| c.0).unwrap_or_default(),
+                channel: CHANNELS
+                    .iter()
+                    .find(|(_, k, _)| *k == channel)
+                    .map(|c| c.0)
+                    .unwrap_or_default(),
+                outcome: OUTCOMES
+                    .iter()
+                    .find(|(_, k, _)| *k == outcome)
+                    .map(|c| c.0)
+                    .unwrap_or_default(),
                 notes: notes.trim().to_string(),
                 at: now_local(),
                 by: StaffRef {
@@ -241,7 +292,12 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                 },
             };
             if let Err(errs) = contact.validate() {
-                error.set(Some(errs.into_iter().map(|e| e.message).collect::<Vec<_>>().join(" ")));
+                error.set(Some(
+                    errs.into_iter()
+                        .map(|e| e.message)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ));
                 return;
             }
             busy.set(true);
@@ -249,7 +305,12 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             let (me, navigate) = (me.clone(), navigate.clone());
             spawn_local(async move {
                 let saved = save_item(
-                    app, me, clinic_id, t.chart_id, Uuid::new_v4(), 0,
+                    app,
+                    me,
+                    clinic_id,
+                    t.chart_id,
+                    Uuid::new_v4(),
+                    0,
                     RecordBody::ReminderContact(contact),
                 )
                 .await;
@@ -264,17 +325,28 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     let row = move |(idx, t): (usize, Task)| {
         let href = format!("/clinics/{clinic_id}/patients/{}", t.chart_id);
         let last = t.contacts.last().map(|c| {
-            format!("{} · {} · {} · {}", c.at.replacen('T', " ", 1), channel_label(c.channel), outcome_label(c.outcome), c.by.name)
+            format!(
+                "{} · {} · {} · {}",
+                c.at.replacen('T', " ", 1),
+                channel_label(c.channel),
+                outcome_label(c.outcome),
+                c.by.name
+            )
         });
         let log = log.clone();
         let t2 = t.clone();
         let p = &t.patient;
-        let address = [&p.address.line1, &p.address.line2, &p.address.city, &p.address.postal_code]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
+        let address = [
+            &p.address.line1,
+            &p.address.line2,
+            &p.address.city,
+            &p.address.postal_code,
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
         view! {
             <tr class="task-row" data-chart=t.chart_id.to_string()>
                 <td><a href=href class="task-patient">{p.display_name()}</a></td>

@@ -185,7 +185,9 @@ pub fn format_date(d: Date) -> String {
 pub fn add_days(date: &str, days: i64) -> Option<String> {
     let d = parse_date(date)?;
     let moved = d.checked_add(time::Duration::days(days))?;
-    (0..=9999).contains(&moved.year()).then(|| format_date(moved))
+    (0..=9999)
+        .contains(&moved.year())
+        .then(|| format_date(moved))
 }
 
 /// The Monday of the week `date` falls in (ISO weeks).
@@ -198,7 +200,9 @@ pub fn week_start(date: &str) -> Option<String> {
 pub fn weekday_name(date: &str) -> Option<&'static str> {
     const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     let d = parse_date(date)?;
-    NAMES.get(usize::from(d.weekday().number_days_from_monday())).copied()
+    NAMES
+        .get(usize::from(d.weekday().number_days_from_monday()))
+        .copied()
 }
 
 /// Whole years from `born` to `on` (the age on that day).
