@@ -35,8 +35,12 @@ cargo test --locked -p optovault-server
 cargo build --locked -p optovault-server
 export OPTOVAULT_SERVER_BIN="$PWD/target/debug/optovault-server"
 
-step "shared: wire types, envelope, crypto (tamper, swap, replay), domain validation, password policy"
-cargo test --locked -p optovault-shared --features client
+step "shared: wire types, envelope, crypto (tamper, swap, replay), chart rules (proptest), FHIR, password policy"
+mkdir -p "$OUT"
+OPTOVAULT_FHIR_SAMPLE_OUT="$OUT/fhir-sample-bundle.json" cargo test --locked -p optovault-shared --features client
+
+step "FHIR export judged by an independent implementation (fhir.resources, R4B models)"
+.tools/venv/bin/python tests/fhir/validate_bundle.py "$OUT/fhir-sample-bundle.json"
 
 step "client: store and sync logic (native build of the client crate)"
 cargo test --locked -p optovault-client
