@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use optovault_shared::crypto::{open_record, CryptoError};
-use optovault_shared::domain::{Patient, RecordBody};
+use optovault_shared::domain::{Patient, RecordBody, SearchKey};
 use optovault_shared::envelope::Purpose;
 use optovault_shared::wire::RestrictedChart;
 use optovault_shared::RecordEnvelope;
@@ -67,6 +67,8 @@ pub struct RecordStore {
     pub head: u64,
     /// Record id -> (highest version seen, patient).
     pub patients: BTreeMap<Uuid, (u64, Patient)>,
+    /// Record id -> the patient's search text, prepared once per version.
+    pub search: BTreeMap<Uuid, SearchKey>,
     /// Chart (patient record id) -> record id -> every other record of the chart.
     pub items: BTreeMap<Uuid, BTreeMap<Uuid, Item>>,
     /// Highest trusted version of every record kept above.
@@ -158,6 +160,7 @@ impl RecordStore {
         };
         match opened {
             Opened::Patient(p) => {
+                self.search.insert(id, p.search_key());
                 self.patients.insert(id, (c.version, p));
             }
             Opened::Item { chart_id, body } => {
@@ -220,6 +223,7 @@ impl RecordStore {
     fn purge(&mut self, chart_id: Uuid) {
         for id in self.records_of_chart(&chart_id) {
             self.patients.remove(&id);
+            self.search.remove(&id);
             self.versions.remove(&id);
             self.errors.remove(&id);
             self.former.remove(&id);

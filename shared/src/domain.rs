@@ -562,30 +562,56 @@ impl Patient {
     /// (one edit for words of 4 to 7 letters, two from 8: a swap, a missing, extra or wrong
     /// letter), `None` when some word matches nothing.
     pub fn search_rank(&self, query: &str) -> Option<u8> {
-        let hay = format!(
-            "{} {} {} {} {} {} {}",
-            self.given_name,
-            self.family_name,
-            self.date_of_birth,
-            self.phone,
-            self.email,
-            self.insurance_member_id,
-            self.chart_number
-        )
-        .to_lowercase();
-        let phone_digits: String = self.phone.chars().filter(|c| c.is_ascii_digit()).collect();
-        let names = format!("{} {}", self.given_name, self.family_name).to_lowercase();
+        self.search_key().rank(&query_words(query))
+    }
+
+    /// The patient's searchable text, lower-cased once (a list searches on every keystroke).
+    pub fn search_key(&self) -> SearchKey {
+        SearchKey {
+            hay: format!(
+                "{} {} {} {} {} {} {}",
+                self.given_name,
+                self.family_name,
+                self.date_of_birth,
+                self.phone,
+                self.email,
+                self.insurance_member_id,
+                self.chart_number
+            )
+            .to_lowercase(),
+            digits: self.phone.chars().filter(|c| c.is_ascii_digit()).collect(),
+            names: format!("{} {}", self.given_name, self.family_name).to_lowercase(),
+        }
+    }
+}
+
+/// The words of a search, lower-cased.
+pub fn query_words(query: &str) -> Vec<String> {
+    query.split_whitespace().map(str::to_lowercase).collect()
+}
+
+/// What search looks at in one patient record, prepared once per version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchKey {
+    hay: String,
+    digits: String,
+    names: String,
+}
+
+impl SearchKey {
+    /// See [`Patient::search_rank`]; `words` from [`query_words`].
+    pub fn rank(&self, words: &[String]) -> Option<u8> {
         let mut rank = 0;
-        for w in query.split_whitespace() {
-            let w = w.to_lowercase();
-            let exact = hay.contains(&w)
-                || (w.chars().all(|c| c.is_ascii_digit()) && phone_digits.contains(&w));
+        for w in words {
+            let exact = self.hay.contains(w.as_str())
+                || (w.chars().all(|c| c.is_ascii_digit()) && self.digits.contains(w.as_str()));
             if exact {
                 continue;
             }
-            if names
+            if self
+                .names
                 .split(|c: char| c.is_whitespace() || c == '-' || c == '\'')
-                .any(|token| near(&w, token))
+                .any(|token| near(w, token))
             {
                 rank = 1;
                 continue;

@@ -60,10 +60,17 @@ struct Row {
 const PAGE_ROWS: usize = 100;
 
 fn rows(s: &RecordStore, query: &str) -> Vec<Row> {
+    let words = optovault_shared::domain::query_words(query);
     let mut rows: Vec<(String, Row)> = s
         .patients
         .iter()
-        .filter_map(|(id, (version, p))| p.search_rank(query).map(|rank| (id, version, p, rank)))
+        .filter_map(|(id, (version, p))| {
+            let rank = match s.search.get(id) {
+                Some(key) => key.rank(&words),
+                None => p.search_rank(query),
+            };
+            rank.map(|rank| (id, version, p, rank))
+        })
         .map(|(id, version, p, rank)| {
             // Exact matches first, then those found despite a typo; by name within each.
             let sort = format!(
