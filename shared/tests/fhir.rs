@@ -1,5 +1,6 @@
 //! FHIR R4 import and export, against the two official VisionPrescription examples (HL7 33123
-//! spectacles, 33124 contact lenses) kept in `shared/fixtures/fhir/` beside the checkout.
+//! spectacles, 33124 contact lenses), copied into `tests/fixtures/fhir/` from the design material
+//! beside the checkout so a clean clone has them.
 //!
 //! Set `OPTOVAULT_FHIR_SAMPLE_OUT=/path/bundle.json` to have `write_sample_bundle` write an
 //! exported example Bundle there (for an external validator).
@@ -15,7 +16,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/fhir")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fhir")
 }
 
 fn fixture(name: &str) -> Value {
