@@ -439,3 +439,11 @@ pub async fn file_chunk(clinic_id: Uuid, file_id: Uuid, index: u32) -> ApiResult
         .await
         .map_err(|_| ApiError::local("bad_response", "The file could not be downloaded."))
 }
+
+/// Logs (durably) that this browser is about to print or download a document made from a chart.
+pub async fn document_generated(
+    clinic_id: Uuid,
+    body: &optovault_shared::wire::DocumentGenerated,
+) -> ApiResult<()> {
+    post_no_content(&format!("/api/clinics/{clinic_id}/documents"), body).await
+}

@@ -2,20 +2,26 @@
 //! encrypted client-side details.)
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use optovault_shared::wire::{AccessEventPage, Role};
+use optovault_shared::wire::{AccessEventPage, DocumentGenerated, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::clinics::require_member;
+use crate::clinics::{clinic_event, require_member};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::{ApiJson, ApiPath, ApiQuery};
 use crate::session::Authenticated;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/clinics/{clinic_id}/access-events", get(list))
+    Router::new()
+        .route("/api/clinics/{clinic_id}/access-events", get(list))
+        .route(
+            "/api/clinics/{clinic_id}/documents",
+            post(document_generated),
+        )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -61,4 +67,27 @@ pub async fn list(
         cursor,
         more,
     }))
+}
+
+/// Logs that a member's browser made a document from a chart (a printed prescription, a referral
+/// letter, a FHIR export, the reminder list): durable before the answer, so the client prints or
+/// downloads only what is on record.
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/documents", params(("clinic_id" = Uuid, Path)),
+    request_body = DocumentGenerated, responses((status = 204), (status = 403, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "events")]
+pub async fn document_generated(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<DocumentGenerated>,
+) -> ApiResult<StatusCode> {
+    require_member(&state, &auth, clinic_id).await?;
+    state
+        .store
+        .append_event(
+            clinic_event(&auth, clinic_id, req.document.action(), req.chart_id, 1),
+            true,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

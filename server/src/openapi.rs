@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         crate::records::list,
         crate::records::changes,
         crate::events::list,
+        crate::events::document_generated,
         crate::members::roster,
         crate::members::list,
         crate::members::add,

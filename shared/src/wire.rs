@@ -717,3 +717,41 @@ wire! {
         pub completed_at: Option<UnixTime>,
     }
 }
+
+/// A document a member's browser made from a chart. The document stays in the browser; the
+/// server only logs that it was made, by whom and for which chart (an access event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    SpectacleRx,
+    ContactLensRx,
+    ReferralLetter,
+    FhirExport,
+    RemindersCsv,
+    RemindersPrint,
+}
+
+impl DocumentKind {
+    /// The access event's action.
+    pub fn action(self) -> &'static str {
+        match self {
+            DocumentKind::SpectacleRx => "document_spectacle_rx",
+            DocumentKind::ContactLensRx => "document_contact_lens_rx",
+            DocumentKind::ReferralLetter => "document_referral_letter",
+            DocumentKind::FhirExport => "document_fhir_export",
+            DocumentKind::RemindersCsv => "document_reminders_csv",
+            DocumentKind::RemindersPrint => "document_reminders_print",
+        }
+    }
+}
+
+wire! {
+    /// Logged before a document is printed or downloaded.
+    pub struct DocumentGenerated {
+        pub document: DocumentKind,
+        /// The chart it was made from (none for the clinic-wide reminder list).
+        #[serde(default)]
+        pub chart_id: Option<Uuid>,
+    }
+}

@@ -128,6 +128,9 @@ test('a full clinic day, from booking to FHIR export', async () => {
   for (const expected of ['Lindqvist', 'Day Flow Optometry', '−2.25', '175', '63']) {
     assert.ok(printed.includes(expected), `the printout shows ${expected}:\n${printed}`);
   }
+  await page.evaluate(() => { window.__printed = 0; window.print = () => { window.__printed += 1; }; });
+  await page.click('#print-button');
+  await page.waitForFunction(() => window.__printed === 1);
   await page.emulateMedia({ media: 'print' });
   const pdf = join(OUTPUT, 'dayflow-spectacle-rx.pdf');
   await page.pdf({ path: pdf, format: 'A4' });
@@ -198,6 +201,18 @@ test('a full clinic day, from booking to FHIR export', async () => {
   assert.equal(iop.length, 6, 'IOP per eye for three visits');
   execFileSync(join(ROOT, '.tools/venv/bin/python'), [join(ROOT, 'tests/fhir/validate_bundle.py'), fhirPath], { stdio: 'inherit' });
   assert.ok(statSync(fhirPath).size > 1000);
+
+  // The printout and the export are on the owner's access log, against this chart.
+  const clinicId = listPath.split('/')[2];
+  const chartId = new URL(page.url()).pathname.split('/')[4];
+  const logged = await page.evaluate(async (id) => {
+    const r = await fetch(`/api/clinics/${id}/access-events?since=0&limit=1000`);
+    return (await r.json()).events.map((e) => [e.action, e.target]);
+  }, clinicId);
+  for (const action of ['document_spectacle_rx', 'document_fhir_export', 'file_uploaded']) {
+    assert.ok(logged.some(([a, t]) => a === action && (action === 'file_uploaded' || t === chartId)),
+      `${action} on the access log: ${JSON.stringify(logged.map(([a]) => a))}`);
+  }
 
   await page.screenshot({ path: join(OUTPUT, 'dayflow-patient.png'), fullPage: true });
   assert.deepEqual(page.consoleErrors.filter((e) => !/status of 4\d\d/.test(e)), []);

@@ -212,3 +212,54 @@ fn failed_login_via_abort_does_not_break_anything() {
     }
     c.login(&user, &pw).expect("login after failed attempts");
 }
+
+#[test]
+fn documents_made_in_the_browser_are_logged_for_the_owner() {
+    let server = TestServer::start();
+    let c = server.client();
+    let a = c.signup(&unique_username("docs"), &strong_password());
+    let clinic = c.create_clinic(&a, "Docs").unwrap();
+    let chart = Uuid::new_v4();
+    c.put_patient(&a, &clinic, chart, 0, &sample_patient(0))
+        .unwrap();
+    for (document, chart_id) in [
+        (DocumentKind::SpectacleRx, Some(chart)),
+        (DocumentKind::FhirExport, Some(chart)),
+        (DocumentKind::RemindersCsv, None),
+    ] {
+        let r = c.post(
+            &format!("/api/clinics/{}/documents", clinic.id),
+            &DocumentGenerated { document, chart_id },
+        );
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    let ev = events(&c, clinic.id);
+    let fhir: Vec<_> = ev
+        .iter()
+        .filter(|e| e.action == "document_fhir_export")
+        .collect();
+    assert_eq!(fhir.len(), 1);
+    assert_eq!(fhir[0].target, Some(chart));
+    assert_eq!(fhir[0].actor, Some(a.account_id));
+    assert_eq!(count(&ev, "document_spectacle_rx"), 1);
+    assert_eq!(count(&ev, "document_reminders_csv"), 1);
+    // An unknown kind is refused; a stranger cannot log into another clinic.
+    let r = c.post_raw(
+        &format!("/api/clinics/{}/documents", clinic.id),
+        br#"{"document":"tax_return"}"#.to_vec(),
+        "application/json",
+    );
+    r.expect_error(&[400, 422]);
+    let stranger = server.client();
+    stranger.signup(&unique_username("stranger"), &strong_password());
+    stranger
+        .post(
+            &format!("/api/clinics/{}/documents", clinic.id),
+            &DocumentGenerated {
+                document: DocumentKind::FhirExport,
+                chart_id: Some(chart),
+            },
+        )
+        .expect_error(&[403, 404]);
+    assert_eq!(count(&events(&c, clinic.id), "document_fhir_export"), 1);
+}

@@ -187,10 +187,25 @@ pub fn ChartExport(
             return;
         };
         let text = serde_json::to_string_pretty(&bundle).unwrap_or_default();
-        match download(&name, &text, "application/fhir+json") {
-            Ok(()) => notice.set(Some(format!("Downloaded {name}: {what}."))),
-            Err(e) => error.set(Some(e)),
-        }
+        // The export is an access event, logged before the file is handed over.
+        leptos::task::spawn_local(async move {
+            let logged = crate::api::document_generated(
+                clinic_id,
+                &optovault_shared::wire::DocumentGenerated {
+                    document: optovault_shared::wire::DocumentKind::FhirExport,
+                    chart_id: Some(chart_id),
+                },
+            )
+            .await;
+            if let Err(e) = logged {
+                error.set(Some(e.message));
+                return;
+            }
+            match download(&name, &text, "application/fhir+json") {
+                Ok(()) => notice.set(Some(format!("Downloaded {name}: {what}."))),
+                Err(e) => error.set(Some(e)),
+            }
+        });
     };
 
     view! {

@@ -19,6 +19,7 @@ use optovault_shared::chart::{
     SpectacleRx,
 };
 use optovault_shared::domain::{Patient, RecordBody};
+use optovault_shared::wire::{DocumentGenerated, DocumentKind};
 use uuid::Uuid;
 
 use crate::clinic::ensure_clinic;
@@ -122,15 +123,39 @@ fn PrintDocument(
             _ => false,
         })
     };
+    // Each printout is an access event, logged before the print dialog opens.
+    let print_error = RwSignal::new(None::<String>);
     let print = move |_| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.print();
-        }
+        let document = source.with_untracked(|s| match &s.body {
+            Some(RecordBody::ContactLensRx(_)) => DocumentKind::ContactLensRx,
+            Some(RecordBody::Exam(_)) => DocumentKind::ReferralLetter,
+            _ => DocumentKind::SpectacleRx,
+        });
+        print_error.set(None);
+        leptos::task::spawn_local(async move {
+            let logged = crate::api::document_generated(
+                clinic_id,
+                &DocumentGenerated {
+                    document,
+                    chart_id: Some(chart_id),
+                },
+            )
+            .await;
+            match logged {
+                Ok(()) => {
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.print();
+                    }
+                }
+                Err(e) => print_error.set(Some(e.message)),
+            }
+        });
     };
 
     view! {
         <AppHeader />
         <main class="page print-page">
+            {move || print_error.get().map(|e| view! { <p id="print-error" class="error no-print" role="alert">{e}</p> })}
             <div class="print-toolbar">
                 <a id="print-back" class="button secondary"
                     href=format!("/clinics/{clinic_id}/patients/{chart_id}")>

@@ -15,8 +15,10 @@ use optovault_shared::chart::schedule::{
 };
 use optovault_shared::chart::{add_days, StaffRef};
 use optovault_shared::domain::{Patient, PatientStatus, RecordBody};
+use optovault_shared::wire::{DocumentGenerated, DocumentKind};
 use uuid::Uuid;
 
+use crate::api;
 use crate::components::app_header::AppHeader;
 use crate::components::appointments::{type_label, when};
 use crate::pages::calendar::entries;
@@ -229,7 +231,24 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         store.with(|s| tasks(s, &d, &until))
     });
 
-    let download_csv = move |_| {
+    // The CSV and the printout hold patients' contact details: each is an access event first.
+    let logged_then = move |document: DocumentKind, then: Box<dyn FnOnce()>| {
+        spawn_local(async move {
+            match api::document_generated(
+                clinic_id,
+                &DocumentGenerated {
+                    document,
+                    chart_id: None,
+                },
+            )
+            .await
+            {
+                Ok(()) => then(),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    let save_csv = move || {
         let csv = to_csv(&list.get_untracked());
         let parts = js_sys::Array::new();
         parts.push(&wasm_bindgen::JsValue::from_str(&csv));
@@ -244,10 +263,18 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             error.set(Some(e.message));
         }
     };
+    let download_csv = move |_| {
+        logged_then(DocumentKind::RemindersCsv, Box::new(save_csv));
+    };
     let print = move |_| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.print();
-        }
+        logged_then(
+            DocumentKind::RemindersPrint,
+            Box::new(|| {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.print();
+                }
+            }),
+        );
     };
 
     let log = {
