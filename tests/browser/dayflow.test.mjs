@@ -123,6 +123,9 @@ test('a full clinic day, from booking to FHIR export', async () => {
   await page.waitForSelector('#srx-list tr.rx-row[data-status="active"]');
   await page.locator('#srx-list tr.rx-row').first().locator('a.rx-print').click();
   await page.waitForSelector('#print-doc[data-kind="spectacle_rx"]');
+  // /clinics/{clinic}/patients/{chart}/rx/{record}/print
+  const chartId = new URL(page.url()).pathname.split('/')[4];
+  assert.match(chartId, /^[0-9a-f-]{36}$/);
   await page.waitForFunction(() => !document.querySelector('#print-button')?.disabled);
   const printed = await page.innerText('#print-doc');
   for (const expected of ['Lindqvist', 'Day Flow Optometry', '−2.25', '175', '63']) {
@@ -204,14 +207,13 @@ test('a full clinic day, from booking to FHIR export', async () => {
 
   // The printout and the export are on the owner's access log, against this chart.
   const clinicId = listPath.split('/')[2];
-  const chartId = new URL(page.url()).pathname.split('/')[4];
   const logged = await page.evaluate(async (id) => {
     const r = await fetch(`/api/clinics/${id}/access-events?since=0&limit=1000`);
     return (await r.json()).events.map((e) => [e.action, e.target]);
   }, clinicId);
   for (const action of ['document_spectacle_rx', 'document_fhir_export', 'file_uploaded']) {
     assert.ok(logged.some(([a, t]) => a === action && (action === 'file_uploaded' || t === chartId)),
-      `${action} on the access log: ${JSON.stringify(logged.map(([a]) => a))}`);
+      `${action} for ${chartId} on the access log: ${JSON.stringify(logged.filter(([a]) => a.startsWith('document') || a.startsWith('file')))}`);
   }
 
   await page.screenshot({ path: join(OUTPUT, 'dayflow-patient.png'), fullPage: true });
