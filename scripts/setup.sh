@@ -38,6 +38,9 @@ apt_missing=()
 command -v node >/dev/null || apt_missing+=(nodejs)
 command -v npm >/dev/null || apt_missing+=(npm)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
+# webauthn-rs (passkeys, server) verifies signatures with OpenSSL.
+dpkg -s libssl-dev >/dev/null 2>&1 || apt_missing+=(libssl-dev)
+command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
