@@ -398,7 +398,18 @@ pub async fn fetch(
         .map_err(|_| local("The file could not be assembled."))
 }
 
-/// Hands a blob to the browser as a download named `name`.
+/// Hands text (a FHIR export, a CSV) to the browser as a download named `name`.
+pub fn save_text(text: &str, mime: &str, name: &str) -> Result<(), ApiError> {
+    let parts = Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
+        .map_err(|_| local("The browser refused to create the file."))?;
+    save_as(&blob, name)
+}
+
+/// Hands a blob to the browser as a download named `name`: a `blob:` URL clicked through a
+/// temporary `<a download>` (a navigation, not a fetch, so the CSP's `connect-src` does not apply).
 pub fn save_as(blob: &web_sys::Blob, name: &str) -> Result<(), ApiError> {
     let url = web_sys::Url::create_object_url_with_blob(blob)
         .map_err(|_| local("The download could not start."))?;

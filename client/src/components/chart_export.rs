@@ -7,17 +7,14 @@
 //! file never passes through the server.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use optovault_shared::chart::{ContactLensRx, Exam, SpectacleRx};
 use optovault_shared::domain::{Patient, RecordBody};
 use optovault_shared::fhir::export_patient_bundle;
 use optovault_shared::Compartment;
 use uuid::Uuid;
-use wasm_bindgen::JsCast;
 
 use crate::state::use_app;
 use crate::store::RecordStore;
-use crate::util::sleep;
 
 /// What goes into one export.
 #[derive(Debug, Default)]
@@ -88,38 +85,6 @@ pub fn summary(r: &ChartRecords) -> String {
             "prescriptions"
         )
     )
-}
-
-/// Hands `text` to the browser as a file download: a Blob behind an object URL, clicked through
-/// a temporary `<a download>`. A navigation to a `blob:` URL of this page, not a fetch, so the
-/// CSP's `connect-src` does not apply; the URL is revoked once the click has been handled.
-fn download(name: &str, text: &str, mime: &str) -> Result<(), String> {
-    let fail = |_| "The browser refused to create the file.".to_string();
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("No document.")?;
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type(mime);
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(fail)?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(fail)?;
-    let a: web_sys::HtmlAnchorElement = document
-        .create_element("a")
-        .map_err(fail)?
-        .dyn_into()
-        .map_err(|_| "No link element.".to_string())?;
-    a.set_href(&url);
-    a.set_download(name);
-    a.set_hidden(true);
-    let body = document.body().ok_or("No page body.")?;
-    body.append_child(&a).map_err(fail)?;
-    a.click();
-    a.remove();
-    spawn_local(async move {
-        sleep(1000).await;
-        let _ = web_sys::Url::revoke_object_url(&url);
-    });
-    Ok(())
 }
 
 /// The print page of a referral letter built from an exam.
@@ -201,9 +166,9 @@ pub fn ChartExport(
                 error.set(Some(e.message));
                 return;
             }
-            match download(&name, &text, "application/fhir+json") {
+            match crate::files::save_text(&text, "application/fhir+json", &name) {
                 Ok(()) => notice.set(Some(format!("Downloaded {name}: {what}."))),
-                Err(e) => error.set(Some(e)),
+                Err(e) => error.set(Some(e.message)),
             }
         });
     };

@@ -250,15 +250,8 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     };
     let save_csv = move || {
         let csv = to_csv(&list.get_untracked());
-        let parts = js_sys::Array::new();
-        parts.push(&wasm_bindgen::JsValue::from_str(&csv));
-        let options = web_sys::BlobPropertyBag::new();
-        options.set_type("text/csv;charset=utf-8");
-        let saved = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
-            .map_err(|_| crate::api::ApiError::local("csv", "The CSV could not be made."))
-            .and_then(|b| {
-                crate::files::save_as(&b, &format!("reminders-{}.csv", day.get_untracked()))
-            });
+        let name = format!("reminders-{}.csv", day.get_untracked());
+        let saved = crate::files::save_text(&csv, "text/csv;charset=utf-8", &name);
         if let Err(e) = saved {
             error.set(Some(e.message));
         }
