@@ -26,6 +26,8 @@ use utoipa::OpenApi;
         crate::records::show,
         crate::records::list,
         crate::records::changes,
+        crate::records::read_many,
+        crate::records::change_headers,
         crate::events::list,
         crate::events::document_generated,
         crate::members::roster,

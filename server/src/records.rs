@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use optovault_shared::limits;
 use optovault_shared::wire::{
-    BatchWriteRequest, BatchWriteResponse, ChangesPage, RecordPage, RecordWrite, StoredRecord,
-    WriteResult,
+    BatchWriteRequest, BatchWriteResponse, ChangeHeader, ChangeHeaderPage, ChangesPage,
+    ReadRecordsRequest, ReadRecordsResponse, RecordPage, RecordWrite, StoredRecord, WriteResult,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -35,7 +35,12 @@ pub fn router() -> Router<AppState> {
             "/api/clinics/{clinic_id}/records/{record_id}",
             put(write_one).get(show),
         )
+        .route("/api/clinics/{clinic_id}/records/read", post(read_many))
         .route("/api/clinics/{clinic_id}/changes", get(changes))
+        .route(
+            "/api/clinics/{clinic_id}/change-headers",
+            get(change_headers),
+        )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -392,6 +397,118 @@ pub async fn list(
     Ok(json_response(
         serde_json::to_vec(&page).expect("serialises"),
     ))
+}
+
+#[derive(Serialize)]
+struct RawRecords<'a> {
+    records: Vec<RawStored<'a>>,
+}
+
+/// The access event of a read of several records: `chart_read` naming the chart when they all
+/// belong to one patient's chart (a chart being opened), else `records_read` with the count.
+fn read_event(
+    auth: &Authenticated,
+    clinic_id: Uuid,
+    rows: &[&RecordRow],
+) -> crate::store::EventDraft {
+    let charts: HashSet<Uuid> = rows.iter().map(|r| r.chart_id).collect();
+    match (charts.len(), charts.iter().next()) {
+        (1, Some(chart)) if *chart != clinic_id => clinic_event(
+            auth,
+            clinic_id,
+            "chart_read",
+            Some(*chart),
+            rows.len() as u32,
+        ),
+        _ => clinic_event(auth, clinic_id, "records_read", None, rows.len() as u32),
+    }
+}
+
+/// Several records by id, in the order asked; ids that do not exist, or that the caller's role
+/// or a chart restriction keeps from them, are left out (the caller learns nothing more than from
+/// the change feed, which leaves out the same records).
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/records/read", params(("clinic_id" = Uuid, Path)),
+    request_body = ReadRecordsRequest,
+    responses((status = 200, body = ReadRecordsResponse), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn read_many(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<ReadRecordsRequest>,
+) -> ApiResult<Response> {
+    if req.record_ids.is_empty() || req.record_ids.len() > limits::MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("Ask for 1 to {} records at a time.", limits::MAX_PAGE),
+        ));
+    }
+    let member = require_member(&state, &auth, clinic_id).await?;
+    let acl = ChartAcl::load(&state, clinic_id).await?;
+    let mut seen = HashSet::new();
+    let mut rows = Vec::new();
+    for id in req.record_ids {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Some(row) = state.store.record(clinic_id, id).await? {
+            rows.push(row);
+        }
+    }
+    let visible: Vec<&RecordRow> = rows
+        .iter()
+        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
+        .collect();
+    if !visible.is_empty() {
+        state
+            .store
+            .append_event(read_event(&auth, clinic_id, &visible), false)
+            .await?;
+    }
+    let body = RawRecords {
+        records: visible.into_iter().map(raw).collect::<ApiResult<_>>()?,
+    };
+    Ok(json_response(
+        serde_json::to_vec(&body).expect("serialises"),
+    ))
+}
+
+/// The change feed without ciphertexts: what changed, for a client that fetches the records it
+/// needs now with `records/read` (a clinic opens from its patient index and loads a chart's
+/// clinical records when the chart is opened). Paged and filtered exactly like `changes`; no
+/// ciphertext is sent, so no read event is recorded.
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/change-headers", params(("clinic_id" = Uuid, Path), ChangesQuery),
+    responses((status = 200, body = ChangeHeaderPage), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn change_headers(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ChangesQuery>,
+) -> ApiResult<Json<ChangeHeaderPage>> {
+    let limit = page_limit(q.limit, limits::MAX_PAGE)?;
+    let since = q.since.unwrap_or(0);
+    let member = require_member(&state, &auth, clinic_id).await?;
+    let acl = ChartAcl::load(&state, clinic_id).await?;
+    let (rows, head) = state.store.changes(clinic_id, since, limit).await?;
+    let cursor = rows.last().map(|r| r.seq).unwrap_or(since);
+    let more = rows.len() == limit && cursor < head;
+    let changes = rows
+        .iter()
+        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
+        .map(|r| ChangeHeader {
+            seq: r.seq,
+            record_id: r.record_id,
+            chart_id: r.chart_id,
+            version: r.version,
+            compartment: r.compartment,
+        })
+        .collect();
+    Ok(Json(ChangeHeaderPage {
+        changes,
+        cursor,
+        head,
+        more,
+    }))
 }
 
 #[derive(Serialize)]

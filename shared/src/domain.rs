@@ -11,6 +11,7 @@ use crate::chart::{
     SpectacleRx,
 };
 use crate::envelope::Compartment;
+use crate::patient_index::PatientIndexShard;
 
 /// A validation problem tied to one form field, so the UI can show it beside the field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,11 +48,14 @@ pub enum RecordBody {
     Payment(Payment),
     /// `attachment`, compartment `clinical`: metadata of an uploaded file.
     Attachment(Attachment),
+    /// `patient_index`, compartment `demographics`: one shard of the clinic's patient index
+    /// (chart = the clinic, record id from [`crate::patient_index::shard_record_id`]).
+    PatientIndex(PatientIndexShard),
 }
 
 impl RecordBody {
     /// Every `kind` tag, in declaration order.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "patient",
         "clinical_note",
         "exam",
@@ -62,6 +66,7 @@ impl RecordBody {
         "invoice",
         "payment",
         "attachment",
+        "patient_index",
     ];
 
     /// The serde tag of this record (`"patient"`, `"spectacle_rx"`, ...).
@@ -77,6 +82,7 @@ impl RecordBody {
             RecordBody::Invoice(_) => "invoice",
             RecordBody::Payment(_) => "payment",
             RecordBody::Attachment(_) => "attachment",
+            RecordBody::PatientIndex(_) => "patient_index",
         }
     }
 
@@ -85,7 +91,8 @@ impl RecordBody {
         match self {
             RecordBody::Patient(_)
             | RecordBody::Appointment(_)
-            | RecordBody::ReminderContact(_) => Compartment::Demographics,
+            | RecordBody::ReminderContact(_)
+            | RecordBody::PatientIndex(_) => Compartment::Demographics,
             RecordBody::Exam(_) | RecordBody::ClinicalNote(_) | RecordBody::Attachment(_) => {
                 Compartment::Clinical
             }
@@ -107,6 +114,8 @@ impl RecordBody {
             RecordBody::Invoice(i) => i.validate(today),
             RecordBody::Payment(p) => p.validate(today),
             RecordBody::Attachment(a) => a.validate(today),
+            // Checked against where it is stored when it is opened (`PatientIndexShard::check`).
+            RecordBody::PatientIndex(_) => Ok(()),
         }
     }
 

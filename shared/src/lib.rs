@@ -16,6 +16,7 @@ pub mod domain;
 pub mod envelope;
 pub mod fhir;
 pub mod opaque;
+pub mod patient_index;
 pub mod roster;
 pub mod wire;
 

@@ -630,6 +630,39 @@ wire! {
     }
 }
 wire! {
+    /// What the change feed says about one record without its ciphertext: enough for a client to
+    /// know what changed and fetch only what it needs now (`POST …/records/read`).
+    pub struct ChangeHeader {
+        pub seq: u64,
+        pub record_id: Uuid,
+        pub chart_id: Uuid,
+        pub version: u64,
+        pub compartment: Compartment,
+    }
+}
+wire! {
+    /// The change feed as headers only (`GET …/change-headers`); paged like [`ChangesPage`].
+    pub struct ChangeHeaderPage {
+        pub changes: Vec<ChangeHeader>,
+        pub cursor: u64,
+        pub head: u64,
+        pub more: bool,
+    }
+}
+wire! {
+    /// Several records by id (a chart being opened, the patient index): at most
+    /// `limits::MAX_PAGE` ids.
+    pub struct ReadRecordsRequest {
+        pub record_ids: Vec<Uuid>,
+    }
+}
+wire! {
+    /// The records asked for that exist and that the caller may read; the others are left out.
+    pub struct ReadRecordsResponse {
+        pub records: Vec<StoredRecord>,
+    }
+}
+wire! {
     /// Records changed after a cursor, oldest change first. Each record appears once, at its
     /// latest change.
     pub struct ChangesPage {

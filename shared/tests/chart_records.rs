@@ -37,6 +37,7 @@ fn kinds_and_compartments() {
         ("invoice", Compartment::Billing),
         ("payment", Compartment::Billing),
         ("attachment", Compartment::Clinical),
+        ("patient_index", Compartment::Demographics),
     ];
     for (body, (kind, compartment)) in bodies.iter().zip(expected) {
         assert_eq!(body.kind(), kind);

@@ -983,6 +983,32 @@ impl Client {
         )))
     }
 
+    pub fn change_headers(
+        &self,
+        clinic_id: Uuid,
+        since: u64,
+        limit: usize,
+    ) -> Result<ChangeHeaderPage, ApiError> {
+        Self::typed(self.get(&format!(
+            "/api/clinics/{clinic_id}/change-headers?since={since}&limit={limit}"
+        )))
+    }
+
+    /// `POST …/records/read`: the records among `record_ids` the caller may read.
+    pub fn read_records(
+        &self,
+        clinic_id: Uuid,
+        record_ids: &[Uuid],
+    ) -> Result<Vec<StoredRecord>, ApiError> {
+        Self::typed::<ReadRecordsResponse>(self.post(
+            &format!("/api/clinics/{clinic_id}/records/read"),
+            &ReadRecordsRequest {
+                record_ids: record_ids.to_vec(),
+            },
+        ))
+        .map(|r| r.records)
+    }
+
     /// Follows `changes` pages from `since` until `more` is false (at most `max_pages`).
     pub fn all_changes(
         &self,
@@ -1400,6 +1426,51 @@ pub fn sample_exam(i: usize, visit: usize, provider: Uuid) -> shared::chart::Exa
 }
 
 /// A write of a chart record other than the patient itself, sealed into its kind's compartment.
+/// The first version of every index shard that `patients` (id, version, patient) fall into,
+/// as a browser writes them: sealed into demographics, chart = the clinic.
+pub fn index_writes(
+    s: &Session,
+    clinic_id: Uuid,
+    keyring: &ClinicKeyring,
+    patients: &[(Uuid, u64, Patient)],
+) -> Vec<RecordWrite> {
+    use shared::patient_index::{shard_of, shard_record_id, IndexEntry, PatientIndexShard};
+    let mut shards: std::collections::BTreeMap<u16, PatientIndexShard> = Default::default();
+    for (id, version, p) in patients {
+        let n = shard_of(id);
+        shards
+            .entry(n)
+            .or_insert_with(|| PatientIndexShard::new(n))
+            .upsert(IndexEntry::summarise(*id, *version, p));
+    }
+    shards
+        .into_values()
+        .map(|shard| {
+            let record_id = shard_record_id(&clinic_id, shard.shard);
+            let body = RecordBody::PatientIndex(shard);
+            let envelope = crypto::seal_record(
+                RecordSlot {
+                    clinic_id,
+                    chart_id: clinic_id,
+                    record_id,
+                    version: 1,
+                    purpose: Purpose::Record,
+                },
+                Compartment::Demographics,
+                keyring,
+                &s.account_id,
+                &s.keys,
+                &serde_json::to_vec(&body).expect("records serialise"),
+            )
+            .expect("seal record");
+            RecordWrite {
+                expected_version: 0,
+                envelope,
+            }
+        })
+        .collect()
+}
+
 pub fn chart_write(
     s: &Session,
     clinic_id: Uuid,

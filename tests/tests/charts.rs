@@ -503,3 +503,138 @@ fn removing_a_care_team_member_from_the_clinic_rotates_its_charts_too() {
         Err(CryptoError::UnknownKey(_))
     ));
 }
+
+/// The change feed as headers and reads by id (how a browser opens a clinic from its patient
+/// index and loads a chart when it is opened) leave out exactly what the full feed leaves out:
+/// other roles' compartments and restricted charts the caller is not on.
+#[test]
+fn headers_and_reads_by_id_follow_roles_and_restrictions() {
+    let f = fixture();
+    let (doc_c, doc) = &f.doc;
+    let (desk_c, _) = &f.desk;
+    let doc_clinic = doc_c.join_view(doc, f.clinic.id);
+    let note = clinical_note_write(doc, f.clinic.id, &doc_clinic.keyring, f.patient, "IOP 31");
+    let note_id = note.envelope.record_id;
+    doc_c.batch(f.clinic.id, vec![note]).unwrap();
+    let open = Uuid::new_v4();
+    f.oc.put_patient(&f.owner, &f.clinic, open, 0, &sample_patient(4))
+        .unwrap();
+
+    // Headers carry what the full feed carries, without ciphertext, for every role.
+    for c in [&f.oc, doc_c, desk_c] {
+        let (full, _, _) = c.all_changes(f.clinic.id, 0, 1000, 10).unwrap();
+        let heads = c.change_headers(f.clinic.id, 0, 1000).unwrap();
+        assert!(!heads.more);
+        let want: Vec<_> = full
+            .iter()
+            .map(|r| {
+                (
+                    r.seq,
+                    r.envelope.record_id,
+                    r.envelope.chart_id,
+                    r.envelope.version,
+                    r.envelope.compartment,
+                )
+            })
+            .collect();
+        let got: Vec<_> = heads
+            .changes
+            .iter()
+            .map(|h| (h.seq, h.record_id, h.chart_id, h.version, h.compartment))
+            .collect();
+        assert_eq!(got, want);
+    }
+    let desk_heads = desk_c.change_headers(f.clinic.id, 0, 1000).unwrap();
+    assert!(
+        desk_heads.changes.iter().all(|h| h.record_id != note_id),
+        "front desk is not sent the clinical note's header"
+    );
+    // Paging by one ends at the head.
+    let mut since = 0;
+    let mut seen = 0;
+    loop {
+        let p = f.oc.change_headers(f.clinic.id, since, 1).unwrap();
+        seen += p.changes.len();
+        since = p.cursor;
+        if !p.more {
+            break;
+        }
+    }
+    assert_eq!(seen, 3);
+
+    // Reads by id: the order asked, repeats and unknown ids left out, the chart's read logged.
+    let unknown = Uuid::new_v4();
+    let got = doc_c
+        .read_records(f.clinic.id, &[note_id, unknown, f.patient, note_id])
+        .unwrap();
+    let ids: Vec<Uuid> = got.iter().map(|r| r.envelope.record_id).collect();
+    assert_eq!(ids, [note_id, f.patient]);
+    let events = f.oc.access_events(f.clinic.id, 0, 1000).unwrap().events;
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.actor == Some(doc.account_id) && e.action == "chart_read")
+        .expect("opening a chart is logged as chart_read");
+    assert_eq!((last.target, last.count), (Some(f.patient), 2));
+    // Front desk: the clinical note is not theirs to read.
+    let got = desk_c
+        .read_records(f.clinic.id, &[note_id, f.patient])
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.record_id, f.patient);
+
+    // Once restricted to the owner and the optometrist, front desk reads nothing of the chart.
+    f.oc.restrict_chart(
+        &f.owner,
+        &f.clinic,
+        f.patient,
+        &[f.owner.account_id, doc.account_id],
+        &[&f.owner, doc],
+    )
+    .unwrap();
+    let got = desk_c
+        .read_records(f.clinic.id, &[f.patient, note_id, open])
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.record_id, open);
+    let heads = desk_c.change_headers(f.clinic.id, 0, 1000).unwrap();
+    assert!(heads.changes.iter().all(|h| h.chart_id != f.patient));
+    assert_eq!(
+        doc_c
+            .read_records(f.clinic.id, &[f.patient, note_id])
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Bad requests: nothing, or too much, at once.
+    let r = desk_c.post(
+        &format!("/api/clinics/{}/records/read", f.clinic.id),
+        &ReadRecordsRequest { record_ids: vec![] },
+    );
+    assert_eq!(r.expect_error(&[400]).code, "invalid_batch");
+    let r = desk_c.post(
+        &format!("/api/clinics/{}/records/read", f.clinic.id),
+        &ReadRecordsRequest {
+            record_ids: (0..1001).map(|_| Uuid::new_v4()).collect(),
+        },
+    );
+    assert_eq!(r.expect_error(&[400]).code, "invalid_batch");
+    // Outsiders learn nothing.
+    let stranger = f.server.client();
+    stranger.signup(&unique_username("x"), &strong_password());
+    assert_eq!(
+        stranger
+            .read_records(f.clinic.id, &[open])
+            .unwrap_err()
+            .code,
+        "not_found"
+    );
+    assert_eq!(
+        stranger
+            .change_headers(f.clinic.id, 0, 10)
+            .unwrap_err()
+            .code,
+        "not_found"
+    );
+}

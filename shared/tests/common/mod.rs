@@ -332,5 +332,15 @@ pub fn every_body() -> Vec<RecordBody> {
         RecordBody::Invoice(invoice()),
         RecordBody::Payment(payment()),
         RecordBody::Attachment(attachment()),
+        RecordBody::PatientIndex(index_shard()),
     ]
+}
+
+/// A shard of the patient index holding `patient()`.
+pub fn index_shard() -> optovault_shared::patient_index::PatientIndexShard {
+    use optovault_shared::patient_index::*;
+    let id = uuid::Uuid::from_bytes([7; 16]);
+    let mut shard = PatientIndexShard::new(shard_of(&id));
+    shard.upsert(IndexEntry::summarise(id, 1, &patient()));
+    shard
 }

@@ -6,7 +6,9 @@
 
 use clap::Parser;
 use optovault_tests::shared::domain::RecordBody;
-use optovault_tests::{chart_write, patient_write, sample_exam, sample_patient, Client};
+use optovault_tests::{
+    chart_write, index_writes, patient_write, sample_exam, sample_patient, Client,
+};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -41,12 +43,15 @@ fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let clinic = client.create_clinic(&session, &args.clinic_name)?;
     let mut first_record = None;
+    // The patient index a browser keeps beside the records (written last, in one batch).
+    let mut summaries = Vec::with_capacity(args.patients);
     for chunk_start in (0..args.patients).step_by(1000) {
         let mut exams = Vec::new();
         let writes: Vec<_> = (chunk_start..(chunk_start + 1000).min(args.patients))
             .map(|i| {
                 let id = Uuid::new_v4();
                 first_record.get_or_insert(id);
+                summaries.push((id, 1, sample_patient(i)));
                 for visit in 0..args.exams_per_patient {
                     let body = RecordBody::Exam(sample_exam(i, visit, session.account_id));
                     exams.push(chart_write(
@@ -72,6 +77,12 @@ fn main() -> anyhow::Result<()> {
         for batch in exams.chunks(1000) {
             client.batch(clinic.id, batch.to_vec())?;
         }
+    }
+    if !summaries.is_empty() {
+        client.batch(
+            clinic.id,
+            index_writes(&session, clinic.id, &clinic.keyring, &summaries),
+        )?;
     }
     println!(
         "{}",
