@@ -5,13 +5,16 @@
 use gloo_net::http::{Request, RequestBuilder, Response};
 use optovault_shared::wire::{
     AcceptInvitationRequest, AccountCreated, AddMemberRequest, ApiErrorBody, BatchWriteResponse,
-    CareTeamRequest, ChangesPage, ClinicList, ClinicView, CreateClinicRequest,
-    CreateInvitationRequest, InvitationInfo, InvitationList, InvitationView, LoginAbortRequest,
-    LoginFinishRequest, LoginStartRequest, LoginStartResponse, MemberList, MemberView, MfaRequired,
-    MfaVerifyRequest, PasswordChangeFinish, PasswordChangeStart, RecordWrite,
-    RegisterFinishRequest, RegisterStartRequest, RegisterStartResponse, RestrictChartRequest,
-    RestrictedChart, RestrictedChartList, RosterPage, RotationRequest, SessionInfo, SessionList,
-    StoredRecord, WriteResult,
+    CareTeamRequest, ClinicList, ClinicView, CreateClinicRequest, CreateInvitationRequest,
+    InvitationInfo, InvitationList, InvitationView, LoginAbortRequest, LoginFinishRequest,
+    LoginStartRequest, LoginStartResponse, MemberList, MemberView, MfaRequired, MfaVerifyRequest,
+    PasswordChangeFinish, PasswordChangeStart, RecordWrite, RegisterFinishRequest,
+    RegisterStartRequest, RegisterStartResponse, RestrictChartRequest, RestrictedChart,
+    RestrictedChartList, RosterPage, RotationRequest, SessionInfo, SessionList, StoredRecord,
+    WriteResult,
+};
+use optovault_shared::wire::{
+    BatchWriteRequest, ChangeHeaderPage, ReadRecordsRequest, ReadRecordsResponse,
 };
 use optovault_shared::wire::{
     ClinicPolicy, MfaStatus, RecoveryCodes, RecoveryFinishRequest, RecoverySetup,
@@ -286,11 +289,39 @@ pub async fn create_clinic(body: &CreateClinicRequest) -> ApiResult<ClinicView> 
     post("/api/clinics", body).await
 }
 
-pub async fn changes(clinic_id: Uuid, since: u64, limit: usize) -> ApiResult<ChangesPage> {
+/// The change feed without ciphertexts.
+pub async fn change_headers(
+    clinic_id: Uuid,
+    since: u64,
+    limit: usize,
+) -> ApiResult<ChangeHeaderPage> {
     get(&format!(
-        "/api/clinics/{clinic_id}/changes?since={since}&limit={limit}"
+        "/api/clinics/{clinic_id}/change-headers?since={since}&limit={limit}"
     ))
     .await
+}
+
+/// Records by id (at most `limits::MAX_PAGE`); the ones I may not read are left out.
+pub async fn read_records(clinic_id: Uuid, record_ids: Vec<Uuid>) -> ApiResult<Vec<StoredRecord>> {
+    let r: ReadRecordsResponse = post(
+        &format!("/api/clinics/{clinic_id}/records/read"),
+        &ReadRecordsRequest { record_ids },
+    )
+    .await?;
+    Ok(r.records)
+}
+
+/// Several record versions, all or nothing.
+pub async fn write_records(
+    clinic_id: Uuid,
+    writes: Vec<RecordWrite>,
+) -> ApiResult<Vec<WriteResult>> {
+    let r: BatchWriteResponse = post(
+        &format!("/api/clinics/{clinic_id}/records"),
+        &BatchWriteRequest { writes },
+    )
+    .await?;
+    Ok(r.results)
 }
 
 pub async fn put_record(

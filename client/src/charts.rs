@@ -122,7 +122,10 @@ pub async fn restrict(
     let store = app.store(clinic_id);
     // Up to date first: every record of the chart must be re-sealed at its current version.
     let clinic = fresh(app, &me, clinic_id).await?;
-    sync(app, me.clone(), clinic, store.clone()).await?;
+    sync(app, me.clone(), clinic.clone(), store.clone()).await?;
+    // Out of the patient index first (everyone with the demographics key reads it); if the
+    // restriction then fails, the next sync puts the entry back.
+    crate::patient_index::remove_from_index(app, &me, clinic, chart_id).await?;
     let clinic = fresh(app, &me, clinic_id).await?;
     let (keyring, roster) = clinic
         .trusted()

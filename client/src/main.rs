@@ -11,6 +11,7 @@ mod files;
 mod idle;
 mod pages;
 mod passkeys;
+mod patient_index;
 mod records;
 mod state;
 mod store;

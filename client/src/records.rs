@@ -29,7 +29,7 @@ pub struct Draft<'a> {
     pub body: &'a RecordBody,
 }
 
-fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiError> {
+pub fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiError> {
     let keyring = clinic
         .trusted()
         .map_err(|why| ApiError::local("untrusted_clinic", &why))?

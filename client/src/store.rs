@@ -20,17 +20,16 @@ use leptos::prelude::*;
 use optovault_shared::crypto::{open_record, CryptoError};
 use optovault_shared::domain::{Patient, RecordBody, SearchKey};
 use optovault_shared::envelope::Purpose;
-use optovault_shared::wire::RestrictedChart;
-use optovault_shared::RecordEnvelope;
+use optovault_shared::limits;
+use optovault_shared::patient_index::{shard_record_ids, PatientIndexShard};
+use optovault_shared::wire::{ChangeHeader, RestrictedChart, StoredRecord};
+use optovault_shared::{Compartment, RecordEnvelope};
 use uuid::Uuid;
 
 use crate::api::{self, ApiError};
 use crate::clinic::refresh_clinic;
 use crate::state::{AppState, Author, Clinic, Unlocked};
 use crate::util::sleep;
-
-/// Changes asked for per request.
-pub const PAGE_SIZE: usize = 500;
 
 /// A record of a chart other than the patient record itself, as this client holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,12 +89,40 @@ pub struct RecordStore {
     chart_records: BTreeMap<Uuid, BTreeSet<Uuid>>,
     /// Charts whose records were dropped because I am not on their care team.
     purged: BTreeSet<Uuid>,
+    /// The patient index as last read: shard number -> (version, shard).
+    pub shards: BTreeMap<u16, (u64, PatientIndexShard)>,
+    /// Record id -> shard number, for this clinic's shard record ids.
+    shard_ids: BTreeMap<Uuid, u16>,
+    /// The index has been read at least once.
+    pub index_loaded: bool,
+    /// Patients shown from their index entry only (their record is fetched with their chart).
+    pub summaries: BTreeSet<Uuid>,
+    /// Chart -> record -> version the feed announced: records not fetched yet, because they are
+    /// clinical or prescriptions (needed only when the chart is opened) or a patient the index
+    /// already covers at that version.
+    pending: BTreeMap<Uuid, BTreeMap<Uuid, u64>>,
+    /// Charts whose every record is fetched (opened in this session): their changes are fetched
+    /// as they come.
+    loaded_charts: BTreeSet<Uuid>,
+}
+
+/// What to do about one change the feed announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Fetch and open it now.
+    Fetch,
+    /// Remember it; fetch it when its chart is opened.
+    Defer,
+    /// Nothing to do (not mine to open, or already held at that version).
+    Skip,
 }
 
 /// What one change of the feed turned out to be.
 #[derive(Debug)]
 pub enum Opened {
     Patient(Patient),
+    /// A shard of the clinic's patient index.
+    Index(PatientIndexShard),
     /// Any other record of a chart.
     Item {
         chart_id: Uuid,
@@ -128,6 +155,8 @@ impl RecordStore {
             }
             o => o,
         };
+        // A patient shown from the index gets its full record at the same version.
+        let fills_summary = self.summaries.contains(&id) && matches!(opened, Opened::Patient(_));
         match self.versions.get(&id).copied() {
             Some(known) if c.version < known => {
                 self.errors.insert(
@@ -140,7 +169,7 @@ impl RecordStore {
                 );
                 return;
             }
-            Some(known) if c.version == known => {
+            Some(known) if c.version == known && !fills_summary => {
                 self.errors.remove(&id);
                 if let Opened::Item { chart_id, .. } = opened {
                     // Our own write seen again: take its place in the feed.
@@ -160,9 +189,11 @@ impl RecordStore {
         };
         match opened {
             Opened::Patient(p) => {
+                self.summaries.remove(&id);
                 self.search.insert(id, p.search_key());
                 self.patients.insert(id, (c.version, p));
             }
+            Opened::Index(shard) => self.apply_shard(c.version, shard),
             Opened::Item { chart_id, body } => {
                 let (author, former) = c
                     .author
@@ -181,6 +212,126 @@ impl RecordStore {
                 );
             }
             Opened::Skip | Opened::Bad(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Takes a verified shard of the patient index: each patient not held at that version or
+    /// newer is shown from its entry until its chart is opened. Patients of restricted charts
+    /// I am not on are never shown (a correct index does not hold them anyway).
+    fn apply_shard(&mut self, version: u64, shard: PatientIndexShard) {
+        for e in &shard.entries {
+            if self.charts.get(&e.id).is_some_and(|c| !c.in_care_team) {
+                continue;
+            }
+            if self.versions.get(&e.id).is_some_and(|v| *v >= e.version) {
+                continue;
+            }
+            let p = e.to_patient();
+            self.versions.insert(e.id, e.version);
+            self.search.insert(e.id, p.search_key());
+            self.patients.insert(e.id, (e.version, p));
+            self.summaries.insert(e.id);
+            self.chart_records.entry(e.id).or_default().insert(e.id);
+        }
+        self.shards.insert(shard.shard, (version, shard));
+    }
+
+    /// Records a shard version this client has just written itself.
+    pub fn saved_shard(&mut self, record_id: Uuid, version: u64, shard: PatientIndexShard) {
+        self.versions.insert(record_id, version);
+        self.shards.insert(shard.shard, (version, shard));
+    }
+
+    /// The shard number of a record id of this clinic, if it is an index shard.
+    pub fn shard_of_record(&mut self, clinic_id: &Uuid, record_id: &Uuid) -> Option<u16> {
+        if self.shard_ids.is_empty() {
+            self.shard_ids = shard_record_ids(clinic_id)
+                .into_iter()
+                .zip(0u16..)
+                .collect();
+        }
+        self.shard_ids.get(record_id).copied()
+    }
+
+    /// Whether every record of a chart has been fetched.
+    pub fn chart_loaded(&self, chart_id: &Uuid) -> bool {
+        self.loaded_charts.contains(chart_id)
+    }
+
+    /// Decides what to do about a change the feed announced; `holds` says whether my keys open
+    /// its compartment.
+    pub fn plan(&mut self, clinic_id: &Uuid, h: &ChangeHeader, holds: bool) -> Plan {
+        if h.record_id == *clinic_id || !holds {
+            return Plan::Skip;
+        }
+        if h.chart_id == *clinic_id {
+            let newer = self
+                .versions
+                .get(&h.record_id)
+                .is_none_or(|v| *v < h.version);
+            return match self.shard_of_record(clinic_id, &h.record_id) {
+                Some(_) if newer => Plan::Fetch,
+                _ => Plan::Skip,
+            };
+        }
+        self.filed(h.chart_id, h.record_id);
+        let known = self.versions.get(&h.record_id).copied();
+        let root = h.chart_id == h.record_id;
+        let summary = root && self.summaries.contains(&h.record_id);
+        if known.is_some_and(|v| v >= h.version) && !summary {
+            return Plan::Skip;
+        }
+        let deferrable = if root {
+            summary && known == Some(h.version)
+        } else {
+            matches!(
+                h.compartment,
+                Compartment::Clinical | Compartment::Prescriptions
+            )
+        };
+        if deferrable && !self.loaded_charts.contains(&h.chart_id) {
+            self.pending
+                .entry(h.chart_id)
+                .or_default()
+                .insert(h.record_id, h.version);
+            Plan::Defer
+        } else {
+            Plan::Fetch
+        }
+    }
+
+    /// What to fetch to open a chart: its deferred records and, if it is shown from the index,
+    /// its patient record, each with the version announced.
+    pub fn chart_to_fetch(&self, chart_id: &Uuid) -> Vec<(Uuid, u64)> {
+        let mut out: Vec<(Uuid, u64)> = self
+            .pending
+            .get(chart_id)
+            .map(|m| m.iter().map(|(id, v)| (*id, *v)).collect())
+            .unwrap_or_default();
+        if self.summaries.contains(chart_id) && !out.iter().any(|(id, _)| id == chart_id) {
+            out.push((*chart_id, self.versions.get(chart_id).copied().unwrap_or(1)));
+        }
+        out
+    }
+
+    /// Marks a chart as fetched whole.
+    pub fn loaded(&mut self, chart_id: Uuid) {
+        self.pending.remove(&chart_id);
+        self.loaded_charts.insert(chart_id);
+    }
+
+    /// Flags a record the server announced at `announced` but sent at an older version.
+    pub fn check_announced(&mut self, record_id: Uuid, announced: u64) {
+        if let Some(v) = self.versions.get(&record_id).copied() {
+            if v < announced && !self.errors.contains_key(&record_id) {
+                self.errors.insert(
+                    record_id,
+                    format!(
+                        "The server announced version {announced} but sent version {v} \
+                         (an old version replayed)."
+                    ),
+                );
+            }
         }
     }
 
@@ -230,6 +381,9 @@ impl RecordStore {
         }
         self.items.remove(&chart_id);
         self.chart_records.remove(&chart_id);
+        self.summaries.remove(&chart_id);
+        self.pending.remove(&chart_id);
+        self.loaded_charts.remove(&chart_id);
     }
 
     /// Takes the clinic's restricted charts: drops the charts I am not on; returns whether the
@@ -247,6 +401,7 @@ impl RecordStore {
         self.charts = charts.into_iter().map(|c| (c.chart_id, c)).collect();
         if again {
             self.cursor = 0;
+            self.index_loaded = false;
         }
         again
     }
@@ -387,6 +542,18 @@ pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Aut
         Err(e) => return (Opened::Bad(describe(e)), author),
     };
     let opened = match serde_json::from_slice::<RecordBody>(&plain) {
+        Ok(RecordBody::PatientIndex(shard)) => {
+            match (
+                env.chart_id == clinic.id,
+                shard.check(&clinic.id, &env.record_id),
+            ) {
+                (true, Ok(())) => Opened::Index(shard),
+                _ => Opened::Bad("The patient index record is misfiled.".into()),
+            }
+        }
+        Ok(_) if env.chart_id == clinic.id => {
+            Opened::Bad("A patient's record is filed under the clinic itself.".into())
+        }
         Ok(body) if !filed_correctly(&body, env) => {
             Opened::Bad("The record's content does not match where it is filed.".into())
         }
@@ -454,6 +621,7 @@ pub async fn sync(
         sleep(40).await;
     }
     store.update(|s| s.syncing = true);
+    let clinic_id = clinic.id;
     let result = sync_pages(app, &me, clinic, &store).await;
     store.update(|s| {
         s.syncing = false;
@@ -462,7 +630,94 @@ pub async fn sync(
             s.synced = true;
         }
     });
+    if result.is_ok() {
+        if let Some(clinic) = app.clinic(&clinic_id) {
+            // An index that lags what I hold is mended here; failing to mend it is not an error
+            // of the sync (the next sync, mine or another member's, tries again).
+            let _ = crate::patient_index::repair(app, &me, clinic).await;
+        }
+    }
     result
+}
+
+/// Opens fetched records (refreshing the clinic once if they need keys or authors my copy does
+/// not have yet) and takes them into the store; returns the clinic as it now stands.
+async fn take_records(
+    app: AppState,
+    me: &Unlocked,
+    mut clinic: Arc<Clinic>,
+    store: &ArcRwSignal<RecordStore>,
+    records: &[StoredRecord],
+    refreshed: &mut bool,
+) -> Result<Arc<Clinic>, ApiError> {
+    let envs: Vec<&RecordEnvelope> = records.iter().map(|r| &r.envelope).collect();
+    if !*refreshed && needs_refresh(&clinic, &envs) {
+        // Once per sync: a new member's records, or keys rotated since I opened the clinic.
+        *refreshed = true;
+        clinic = refresh_clinic(app, me, clinic.id).await?;
+        clinic
+            .trusted()
+            .map_err(|why| ApiError::local("untrusted_clinic", &why))?;
+    }
+    let changes: Vec<Change> = records
+        .iter()
+        .map(|r| {
+            let (opened, author) = open_change(&clinic, &r.envelope);
+            Change {
+                record_id: r.envelope.record_id,
+                version: r.envelope.version,
+                seq: r.seq,
+                author,
+                opened,
+            }
+        })
+        .collect();
+    store.update(|s| {
+        for r in records {
+            if r.envelope.record_id != clinic.id && r.envelope.chart_id != clinic.id {
+                s.filed(r.envelope.chart_id, r.envelope.record_id);
+            }
+        }
+        for c in changes {
+            s.apply(c);
+        }
+    });
+    Ok(clinic)
+}
+
+/// Fetches records by id (with the version the feed announced for each) in pages, opens them,
+/// and flags any the server sent older than it announced.
+async fn fetch_records(
+    app: AppState,
+    me: &Unlocked,
+    mut clinic: Arc<Clinic>,
+    store: &ArcRwSignal<RecordStore>,
+    wanted: &[(Uuid, u64)],
+    refreshed: &mut bool,
+) -> Result<Arc<Clinic>, ApiError> {
+    for chunk in wanted.chunks(limits::MAX_PAGE) {
+        let ids = chunk.iter().map(|(id, _)| *id).collect();
+        let records = api::read_records(clinic.id, ids).await?;
+        clinic = take_records(app, me, clinic, store, &records, refreshed).await?;
+        store.update(|s| {
+            for (id, v) in chunk {
+                s.check_announced(*id, *v);
+            }
+        });
+    }
+    Ok(clinic)
+}
+
+/// Fetches the given records now (the index shard a write conflicted on, say) and takes them in.
+pub async fn fetch_now(
+    app: AppState,
+    me: &Unlocked,
+    clinic: Arc<Clinic>,
+    store: &ArcRwSignal<RecordStore>,
+    wanted: &[(Uuid, u64)],
+) -> Result<Arc<Clinic>, ApiError> {
+    let mut refreshed = false;
+    fetch_records(app, me, clinic, store, wanted, &mut refreshed).await
 }
 
 async fn sync_pages(
@@ -484,41 +739,31 @@ async fn sync_pages(
     store.update(|s| {
         s.set_charts(charts);
     });
+    // The patient index first: the list and search work from it while the feed is read.
+    if !store.with_untracked(|s| s.index_loaded) {
+        if clinic.holds(Compartment::Demographics) {
+            let ids = shard_record_ids(&clinic.id);
+            let records = api::read_records(clinic.id, ids).await?;
+            clinic = take_records(app, me, clinic, store, &records, &mut refreshed).await?;
+        }
+        store.update(|s| s.index_loaded = true);
+    }
     loop {
         let since = store.with_untracked(|s| s.cursor);
-        let page = api::changes(clinic.id, since, PAGE_SIZE).await?;
-        let envs: Vec<&RecordEnvelope> = page.changes.iter().map(|c| &c.envelope).collect();
-        if !refreshed && needs_refresh(&clinic, &envs) {
-            // Once per sync: a new member's records, or keys rotated since I opened the clinic.
-            refreshed = true;
-            clinic = refresh_clinic(app, me, clinic.id).await?;
-            clinic.trusted().map_err(untrusted)?;
-        }
-        let changes: Vec<Change> = page
-            .changes
-            .iter()
-            .map(|c| {
-                let (opened, author) = open_change(&clinic, &c.envelope);
-                Change {
-                    record_id: c.envelope.record_id,
-                    version: c.envelope.version,
-                    seq: c.seq,
-                    author,
-                    opened,
-                }
+        let page = api::change_headers(clinic.id, since, limits::MAX_PAGE).await?;
+        let wanted: Vec<(Uuid, u64)> = store
+            .try_update(|s| {
+                page.changes
+                    .iter()
+                    .filter(|h| s.plan(&clinic.id, h, clinic.holds(h.compartment)) == Plan::Fetch)
+                    .map(|h| (h.record_id, h.version))
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
+        clinic = fetch_records(app, me, clinic, store, &wanted, &mut refreshed).await?;
         // A cursor that does not move forward ends the loop (never ask for the same page twice).
         let more = page.more && page.cursor > since;
         store.update(|s| {
-            for c in &page.changes {
-                if c.envelope.record_id != clinic.id {
-                    s.filed(c.envelope.chart_id, c.envelope.record_id);
-                }
-            }
-            for c in changes {
-                s.apply(c);
-            }
             s.cursor = s.cursor.max(page.cursor);
             s.head = page.head.max(s.cursor);
             s.progress = more.then_some((s.cursor, s.head));
@@ -527,6 +772,36 @@ async fn sync_pages(
             return Ok(());
         }
     }
+}
+
+/// Fetches every record of a chart not fetched yet (its clinical records and prescriptions, and
+/// its full patient record if it is shown from the index), so the chart can be shown and edited.
+/// Waits for a running sync, and keeps others waiting meanwhile, so nothing the feed announces
+/// while the chart loads is missed.
+pub async fn load_chart(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic: Arc<Clinic>,
+    store: ArcRwSignal<RecordStore>,
+    chart_id: Uuid,
+) -> Result<(), ApiError> {
+    if store.with_untracked(|s| s.chart_loaded(&chart_id)) {
+        return Ok(());
+    }
+    while store.with_untracked(|s| s.syncing) {
+        sleep(40).await;
+    }
+    store.update(|s| s.syncing = true);
+    let wanted = store.with_untracked(|s| s.chart_to_fetch(&chart_id));
+    let mut refreshed = false;
+    let result = fetch_records(app, &me, clinic, &store, &wanted, &mut refreshed).await;
+    store.update(|s| {
+        s.syncing = false;
+        if result.is_ok() {
+            s.loaded(chart_id);
+        }
+    });
+    result.map(|_| ())
 }
 
 #[cfg(test)]
@@ -609,6 +884,159 @@ mod tests {
         assert_eq!(texts, ["first", "second"]);
         assert_eq!(s.notes_of(&other).len(), 1);
         assert!(s.patients.is_empty());
+    }
+
+    fn header(chart_id: Uuid, record_id: Uuid, version: u64, c: Compartment) -> ChangeHeader {
+        ChangeHeader {
+            seq: version,
+            record_id,
+            chart_id,
+            version,
+            compartment: c,
+        }
+    }
+
+    fn shard_with(entries: &[(Uuid, u64, &str)]) -> PatientIndexShard {
+        use optovault_shared::patient_index::{shard_of, IndexEntry};
+        let mut shard = PatientIndexShard::new(shard_of(&entries[0].0));
+        for (id, v, name) in entries {
+            shard.upsert(IndexEntry::summarise(*id, *v, &patient(name)));
+        }
+        shard
+    }
+
+    fn in_shard_of(other: Uuid) -> Uuid {
+        let mut b = *Uuid::new_v4().as_bytes();
+        b[0] = other.as_bytes()[0];
+        Uuid::from_bytes(b)
+    }
+
+    #[test]
+    fn the_index_shows_patients_until_their_chart_is_opened() {
+        use optovault_shared::patient_index::{shard_of, shard_record_id};
+        let clinic = Uuid::new_v4();
+        let (a, note) = (Uuid::new_v4(), Uuid::new_v4());
+        let b = in_shard_of(a);
+        let mut s = RecordStore::default();
+        let shard_id = shard_record_id(&clinic, shard_of(&a));
+        s.apply(change(
+            shard_id,
+            1,
+            Opened::Index(shard_with(&[(a, 2, "Ann"), (b, 1, "Bo")])),
+        ));
+        assert_eq!(s.patients[&a], (2, patient("Ann")));
+        assert!(s.summaries.contains(&a) && s.summaries.contains(&b));
+        assert_eq!(s.search[&a], patient("Ann").search_key());
+
+        // The feed: a's record at the version the index covers waits; b's newer version and the
+        // shard itself (already held) are fetched / skipped; a's exam waits for the chart.
+        let demo = Compartment::Demographics;
+        assert_eq!(s.plan(&clinic, &header(a, a, 2, demo), true), Plan::Defer);
+        assert_eq!(s.plan(&clinic, &header(b, b, 2, demo), true), Plan::Fetch);
+        assert_eq!(
+            s.plan(&clinic, &header(a, note, 1, Compartment::Clinical), true),
+            Plan::Defer
+        );
+        assert_eq!(
+            s.plan(
+                &clinic,
+                &header(a, Uuid::new_v4(), 1, Compartment::Billing),
+                true
+            ),
+            Plan::Fetch
+        );
+        assert_eq!(
+            s.plan(&clinic, &header(clinic, shard_id, 1, demo), true),
+            Plan::Skip
+        );
+        assert_eq!(
+            s.plan(&clinic, &header(clinic, shard_id, 2, demo), true),
+            Plan::Fetch
+        );
+        assert_eq!(
+            s.plan(&clinic, &header(a, note, 1, Compartment::Clinical), false),
+            Plan::Skip,
+            "not my compartment"
+        );
+        assert_eq!(
+            s.plan(&clinic, &header(clinic, clinic, 9, demo), true),
+            Plan::Skip
+        );
+
+        // Opening a's chart fetches its exam and its full record.
+        let mut want = s.chart_to_fetch(&a);
+        want.sort();
+        let mut expected = vec![(a, 2), (note, 1)];
+        expected.sort();
+        assert_eq!(want, expected);
+        let full = Patient {
+            notes: "full record".into(),
+            ..patient("Ann")
+        };
+        s.apply(change(a, 2, Opened::Patient(full.clone())));
+        assert_eq!(
+            s.patients[&a].1, full,
+            "the full record replaces the summary"
+        );
+        assert!(!s.summaries.contains(&a));
+        assert!(!s.errors.contains_key(&a));
+        s.loaded(a);
+        assert!(s.chart_loaded(&a));
+        assert!(s.chart_to_fetch(&a).is_empty());
+        // From now on a's changes are fetched as they come.
+        assert_eq!(
+            s.plan(
+                &clinic,
+                &header(a, Uuid::new_v4(), 1, Compartment::Clinical),
+                true
+            ),
+            Plan::Fetch
+        );
+        // An older shard version never replaces a full record, nor a newer shard.
+        s.apply(change(
+            shard_id,
+            3,
+            Opened::Index(shard_with(&[(a, 1, "Old")])),
+        ));
+        assert_eq!(s.patients[&a].1, full);
+        s.apply(change(
+            shard_id,
+            2,
+            Opened::Index(shard_with(&[(b, 1, "Old")])),
+        ));
+        assert!(
+            s.errors.contains_key(&shard_id),
+            "a shard going backwards is flagged"
+        );
+    }
+
+    #[test]
+    fn a_record_sent_older_than_announced_is_flagged() {
+        let mut s = RecordStore::default();
+        let a = Uuid::new_v4();
+        s.apply(change(a, 3, Opened::Patient(patient("Ann"))));
+        s.check_announced(a, 3);
+        assert!(!s.errors.contains_key(&a));
+        s.check_announced(a, 4);
+        assert!(s.errors[&a].contains("announced version 4"));
+    }
+
+    #[test]
+    fn index_entries_of_charts_i_am_not_on_are_never_shown() {
+        use optovault_shared::patient_index::{shard_of, shard_record_id};
+        let clinic = Uuid::new_v4();
+        let hidden = Uuid::new_v4();
+        let open = in_shard_of(hidden);
+        let mut s = RecordStore::default();
+        s.set_charts(vec![restricted(hidden, false)]);
+        let shard_id = shard_record_id(&clinic, shard_of(&hidden));
+        s.apply(change(
+            shard_id,
+            1,
+            Opened::Index(shard_with(&[(hidden, 1, "Secret"), (open, 1, "Open")])),
+        ));
+        assert!(!s.patients.contains_key(&hidden));
+        assert!(s.patients.contains_key(&open));
     }
 
     fn restricted(chart_id: Uuid, in_care_team: bool) -> RestrictedChart {

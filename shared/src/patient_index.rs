@@ -25,12 +25,15 @@ pub fn shard_of(patient_id: &Uuid) -> u16 {
     u16::from(patient_id.as_bytes()[0]) % INDEX_SHARDS
 }
 
-/// The record id of one shard of a clinic's index (name-based, so every member finds it).
+/// The record id of one shard of a clinic's index: name-based (UUID v5 under the clinic id), so
+/// every member finds it, then marked version 4 like every record id (the envelope accepts only
+/// those; the server can compute these ids too, which docs/SECURITY.md says).
 pub fn shard_record_id(clinic_id: &Uuid, shard: u16) -> Uuid {
-    Uuid::new_v5(
+    let named = Uuid::new_v5(
         clinic_id,
         format!("optovault/patient-index/{shard}").as_bytes(),
-    )
+    );
+    uuid::Builder::from_random_bytes(*named.as_bytes()).into_uuid()
 }
 
 /// The record ids of every shard, in shard order.
@@ -42,7 +45,6 @@ pub fn shard_record_ids(clinic_id: &Uuid) -> Vec<Uuid> {
 
 /// Which shard a record id is, if it is one of the clinic's index shards.
 pub fn shard_number(clinic_id: &Uuid, record_id: &Uuid) -> Option<u16> {
-    // Only the first byte of a v5 id is not fixed by the hash, so compare whole ids.
     (0..INDEX_SHARDS).find(|s| shard_record_id(clinic_id, *s) == *record_id)
 }
 
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(shard_number(&a, &ids[200]), Some(200));
         assert_eq!(shard_number(&b, &ids[200]), None);
         assert_eq!(shard_number(&a, &a), None);
+        assert!(ids.iter().all(|id| id.get_version_num() == 4));
     }
 
     #[test]

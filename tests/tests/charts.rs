@@ -520,6 +520,19 @@ fn headers_and_reads_by_id_follow_roles_and_restrictions() {
     f.oc.put_patient(&f.owner, &f.clinic, open, 0, &sample_patient(4))
         .unwrap();
 
+    // The owner's index shards (as a browser writes them) are accepted and read back by id.
+    let writes = index_writes(
+        &f.owner,
+        f.clinic.id,
+        &f.clinic.keyring,
+        &[(open, 1, sample_patient(4))],
+    );
+    let shard_id = writes[0].envelope.record_id;
+    f.oc.batch(f.clinic.id, writes).unwrap();
+    let got = desk_c.read_records(f.clinic.id, &[shard_id]).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.chart_id, f.clinic.id);
+
     // Headers carry what the full feed carries, without ciphertext, for every role.
     for c in [&f.oc, doc_c, desk_c] {
         let (full, _, _) = c.all_changes(f.clinic.id, 0, 1000, 10).unwrap();
@@ -560,7 +573,7 @@ fn headers_and_reads_by_id_follow_roles_and_restrictions() {
             break;
         }
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 4);
 
     // Reads by id: the order asked, repeats and unknown ids left out, the chart's read logged.
     let unknown = Uuid::new_v4();

@@ -6,10 +6,8 @@ use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use optovault_shared::domain::{
-    Address, Consent, ConsentType, FieldError, Guardian, Insurance, Patient, PatientStatus,
-    RecordBody, Sex,
+    Address, Consent, ConsentType, FieldError, Guardian, Insurance, Patient, PatientStatus, Sex,
 };
-use optovault_shared::Compartment;
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
 
@@ -29,9 +27,9 @@ use crate::components::trends::Trends;
 use crate::pages::not_found::NotFound;
 use crate::pages::patients::clinic_id_param;
 use crate::pages::report_error;
-use crate::records::{write_record, Draft};
+use crate::patient_index::save_patient;
 use crate::state::{use_app, Unlocked};
-use crate::store::{sync, RecordStore};
+use crate::store::{load_chart, sync, RecordStore};
 use crate::util::today;
 
 pub const CONFLICT: &str = "Someone else changed this patient; reloaded the latest version.";
@@ -239,7 +237,12 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
     let cached = if is_new {
         None
     } else {
-        store.with_untracked(|s| s.patients.get(&record_id).cloned())
+        // A patient shown from the index only is not enough to edit: its chart is loaded first.
+        store.with_untracked(|s| {
+            s.chart_loaded(&record_id)
+                .then(|| s.patients.get(&record_id).cloned())
+                .flatten()
+        })
     };
     // The patient as loaded at `known_version`.
     let loaded = StoredValue::new(None::<Patient>);
@@ -276,7 +279,16 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                 }
             };
             if !is_new {
-                if let Err(e) = sync(app, me.clone(), clinic, store.clone()).await {
+                let synced = store.with_untracked(|s| s.synced);
+                let fetched = match synced {
+                    true => Ok(()),
+                    false => sync(app, me.clone(), clinic.clone(), store.clone()).await,
+                };
+                let fetched = match fetched {
+                    Ok(()) => load_chart(app, me.clone(), clinic, store.clone(), record_id).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = fetched {
                     found.set(false);
                     loading.set(false);
                     return report_error(app, &navigate, form_error, e);
@@ -322,15 +334,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
         saving.set(true);
         let (me, store, navigate) = (me.clone(), store.clone(), navigate.clone());
         spawn_local(async move {
-            let body = RecordBody::Patient(patient.clone());
-            let draft = Draft {
-                record_id,
-                chart_id: record_id,
-                expected_version,
-                compartment: Compartment::Demographics,
-                body: &body,
-            };
-            match write_record(app, &me, clinic, &draft).await {
+            match save_patient(app, &me, clinic, record_id, expected_version, &patient).await {
                 Ok((done, clinic)) => {
                     store.update(|s| {
                         s.saved_patient(record_id, done.version, done.seq, patient, &me)

@@ -32,7 +32,7 @@ use crate::components::spinner::Spinner;
 use crate::pages::not_found::NotFound;
 use crate::pages::report_error;
 use crate::state::{use_app, Unlocked};
-use crate::store::{sync, RecordStore};
+use crate::store::{load_chart, sync, RecordStore};
 use crate::util::today;
 
 #[component]
@@ -83,7 +83,7 @@ fn PrintDocument(
     let error = RwSignal::new(None::<String>);
     let cached = app.clinic(&clinic_id).is_some()
         && store.with_untracked(|s| {
-            s.patients.contains_key(&chart_id) && s.item(&chart_id, &record_id).is_some()
+            s.chart_loaded(&chart_id) && s.item(&chart_id, &record_id).is_some()
         });
     // What is in memory shows at once; the sync below only brings it up to date.
     let loading = RwSignal::new(!cached);
@@ -91,7 +91,12 @@ fn PrintDocument(
         let me = me.clone();
         spawn_local(async move {
             let opened = match ensure_clinic(app, &me, clinic_id).await {
-                Ok(clinic) => sync(app, me, clinic, store_arc).await,
+                Ok(clinic) => {
+                    match sync(app, me.clone(), clinic.clone(), store_arc.clone()).await {
+                        Ok(()) => load_chart(app, me, clinic, store_arc, chart_id).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = opened {
