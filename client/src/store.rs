@@ -320,6 +320,17 @@ impl RecordStore {
         self.loaded_charts.insert(chart_id);
     }
 
+    /// Undoes [`RecordStore::loaded`] after a failed fetch: the chart's records not yet held at
+    /// the version announced are deferred again.
+    pub fn unload(&mut self, chart_id: Uuid, wanted: &[(Uuid, u64)]) {
+        self.loaded_charts.remove(&chart_id);
+        for (id, v) in wanted {
+            if self.versions.get(id).is_none_or(|have| have < v) || self.summaries.contains(id) {
+                self.pending.entry(chart_id).or_default().insert(*id, *v);
+            }
+        }
+    }
+
     /// Flags a record the server announced at `announced` but sent at an older version.
     pub fn check_announced(&mut self, record_id: Uuid, announced: u64) {
         if let Some(v) = self.versions.get(&record_id).copied() {
@@ -748,11 +759,15 @@ async fn sync_pages(
         }
         store.update(|s| s.index_loaded = true);
     }
+    // Pages of headers that fetch nothing change nothing on screen but the progress bar; telling
+    // the page after every one would recompute the patient list (tens of thousands of rows) for
+    // each, so it is told at most every 250 ms.
+    let mut shown_at = js_sys::Date::now();
     loop {
         let since = store.with_untracked(|s| s.cursor);
         let page = api::change_headers(clinic.id, since, limits::MAX_PAGE).await?;
         let wanted: Vec<(Uuid, u64)> = store
-            .try_update(|s| {
+            .try_update_untracked(|s| {
                 page.changes
                     .iter()
                     .filter(|h| s.plan(&clinic.id, h, clinic.holds(h.compartment)) == Plan::Fetch)
@@ -763,11 +778,16 @@ async fn sync_pages(
         clinic = fetch_records(app, me, clinic, store, &wanted, &mut refreshed).await?;
         // A cursor that does not move forward ends the loop (never ask for the same page twice).
         let more = page.more && page.cursor > since;
-        store.update(|s| {
+        store.update_untracked(|s| {
             s.cursor = s.cursor.max(page.cursor);
             s.head = page.head.max(s.cursor);
             s.progress = more.then_some((s.cursor, s.head));
         });
+        let now = js_sys::Date::now();
+        if !more || now - shown_at >= 250.0 {
+            store.notify();
+            shown_at = now;
+        }
         if !more {
             return Ok(());
         }
@@ -788,19 +808,21 @@ pub async fn load_chart(
     if store.with_untracked(|s| s.chart_loaded(&chart_id)) {
         return Ok(());
     }
-    while store.with_untracked(|s| s.syncing) {
-        sleep(40).await;
-    }
-    store.update(|s| s.syncing = true);
-    let wanted = store.with_untracked(|s| s.chart_to_fetch(&chart_id));
+    // Marked loaded and its deferred records taken in one step: a sync running meanwhile fetches
+    // whatever the feed announces for the chart from now on, and nothing announced before is
+    // missed (the store is only touched between awaits). No need to wait for that sync.
+    let wanted = store.try_update_untracked(|s| {
+        let wanted = s.chart_to_fetch(&chart_id);
+        s.loaded(chart_id);
+        wanted
+    });
+    let wanted = wanted.unwrap_or_default();
     let mut refreshed = false;
     let result = fetch_records(app, &me, clinic, &store, &wanted, &mut refreshed).await;
-    store.update(|s| {
-        s.syncing = false;
-        if result.is_ok() {
-            s.loaded(chart_id);
-        }
-    });
+    if result.is_err() {
+        // Not loaded after all: what was deferred waits for the next attempt.
+        store.update(|s| s.unload(chart_id, &wanted));
+    }
     result.map(|_| ())
 }
 
@@ -963,12 +985,18 @@ mod tests {
             Plan::Skip
         );
 
-        // Opening a's chart fetches its exam and its full record.
+        // Opening a's chart fetches its exam and its full record; a failed fetch defers them again.
         let mut want = s.chart_to_fetch(&a);
         want.sort();
         let mut expected = vec![(a, 2), (note, 1)];
         expected.sort();
         assert_eq!(want, expected);
+        s.loaded(a);
+        s.unload(a, &want);
+        assert!(!s.chart_loaded(&a));
+        let mut again = s.chart_to_fetch(&a);
+        again.sort();
+        assert_eq!(again, expected);
         let full = Patient {
             notes: "full record".into(),
             ..patient("Ann")

@@ -207,7 +207,10 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     placeholder="Name, date of birth, phone, member id or chart number" bind:value=query />
             </div>
             <p class="count" aria-live="polite">
-                <span id="patient-count">{move || matching.with(|r| r.len())}</span>
+                <span id="patient-count"
+                    data-synced=move || store.with(|s| (s.synced && !s.syncing).to_string())>
+                    {move || matching.with(|r| r.len())}
+                </span>
                 {move || {
                     let n = total();
                     if query.with(|q| q.trim().is_empty()) {
