@@ -296,6 +296,13 @@ pub async fn write_one(
         .ok_or_else(|| ApiError::Store(StoreError::Backend("write returned no result".into())))
 }
 
+/// Whether a member may be sent a stored record: its role grants the compartment and, for a
+/// restricted chart, it is on the care team. Every read path (one record, listing, feed, headers,
+/// reads by id) filters with this one rule.
+fn readable(member: &MemberRow, acl: &ChartAcl, row: &RecordRow) -> bool {
+    member.role.grants(row.compartment) && acl.allows(&row.chart_id, &member.account_id)
+}
+
 /// A stored record serialised without re-encoding its envelope (stored as canonical JSON).
 #[derive(Serialize)]
 struct RawStored<'a> {
@@ -379,10 +386,7 @@ pub async fn list(
     let next_after = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.record_id))
         .flatten();
-    let visible: Vec<&RecordRow> = rows
-        .iter()
-        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
-        .collect();
+    let visible: Vec<&RecordRow> = rows.iter().filter(|r| readable(&member, &acl, r)).collect();
     state
         .store
         .append_event(
@@ -455,10 +459,7 @@ pub async fn read_many(
             rows.push(row);
         }
     }
-    let visible: Vec<&RecordRow> = rows
-        .iter()
-        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
-        .collect();
+    let visible: Vec<&RecordRow> = rows.iter().filter(|r| readable(&member, &acl, r)).collect();
     if !visible.is_empty() {
         state
             .store
@@ -494,7 +495,7 @@ pub async fn change_headers(
     let more = rows.len() == limit && cursor < head;
     let changes = rows
         .iter()
-        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
+        .filter(|r| readable(&member, &acl, r))
         .map(|r| ChangeHeader {
             seq: r.seq,
             record_id: r.record_id,
@@ -537,10 +538,7 @@ pub async fn changes(
     let (rows, head) = state.store.changes(clinic_id, since, limit).await?;
     let cursor = rows.last().map(|r| r.seq).unwrap_or(since);
     let more = rows.len() == limit && cursor < head;
-    let visible: Vec<&RecordRow> = rows
-        .iter()
-        .filter(|r| member.role.grants(r.compartment) && acl.allows(&r.chart_id, &auth.account_id))
-        .collect();
+    let visible: Vec<&RecordRow> = rows.iter().filter(|r| readable(&member, &acl, r)).collect();
     if !visible.is_empty() {
         state
             .store
