@@ -14,9 +14,11 @@ step "setup"
 bash scripts/setup.sh
 
 step "zero knowledge is structural: the server must not link the record cipher"
-# The record cipher is the shared crate's `client` feature (AES-256-GCM, HPKE, Ed25519 record
-# signatures): neither it nor any of those crates may be in the server's tree.
-linked=$(cargo tree --locked -p optovault-server -e normal --prefix none | grep -E '^(aes-gcm|aes|hpke|chacha20poly1305|ed25519-dalek) ' | sort -u || true)
+# The record cipher is the shared crate's `client` feature (AES-256-GCM, HPKE key wrapping,
+# signing): neither it nor any cipher crate may be in the server's tree. The server may verify
+# Ed25519 signatures with public keys (ed25519-dalek through shared's `verify` feature: audit
+# checkpoints and reported details); it can neither decrypt nor sign.
+linked=$(cargo tree --locked -p optovault-server -e normal --prefix none | grep -E '^(aes-gcm|aes|hpke|chacha20poly1305|aes-siv|xsalsa20poly1305) ' | sort -u || true)
 if [ -n "$linked" ]; then
   echo "optovault-server links: $linked" >&2
   exit 1
@@ -25,7 +27,7 @@ if cargo tree --locked -p optovault-server -e features --prefix none -i optovaul
   echo "optovault-server enables optovault-shared's client feature (the record cipher)" >&2
   exit 1
 fi
-echo "ok: no record cipher (shared's client feature, aes-gcm, aes, hpke, chacha20poly1305, ed25519-dalek) in optovault-server's tree"
+echo "ok: no record cipher (shared's client feature, aes-gcm, aes, hpke, chacha20poly1305) in optovault-server's tree"
 
 # Each package is built and tested on its own so that Cargo never unifies the tests' `client`
 # feature of the shared crate into the server binary under test.

@@ -14,6 +14,9 @@ use optovault_shared::wire::{
     WriteResult,
 };
 use optovault_shared::wire::{
+    AuditCheckpoint, AuditCheckpointList, AuditKeySetup, AuditKeyView, AuditPage, ReportedEvent,
+};
+use optovault_shared::wire::{
     BatchWriteRequest, ChangeHeaderPage, ReadRecordsRequest, ReadRecordsResponse,
 };
 use optovault_shared::wire::{
@@ -311,26 +314,19 @@ pub async fn read_records(clinic_id: Uuid, record_ids: Vec<Uuid>) -> ApiResult<V
     Ok(r.records)
 }
 
-/// Several record versions, all or nothing.
+/// Writes several records in one all-or-nothing batch, with what they mean for the audit log
+/// (`report`, sealed to the clinic's audit key) appended in the same transaction.
 pub async fn write_records(
     clinic_id: Uuid,
     writes: Vec<RecordWrite>,
+    report: Option<ReportedEvent>,
 ) -> ApiResult<Vec<WriteResult>> {
     let r: BatchWriteResponse = post(
         &format!("/api/clinics/{clinic_id}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest { writes, report },
     )
     .await?;
     Ok(r.results)
-}
-
-pub async fn put_record(
-    clinic_id: Uuid,
-    record_id: Uuid,
-    body: &RecordWrite,
-) -> ApiResult<WriteResult> {
-    let url = format!("/api/clinics/{clinic_id}/records/{record_id}");
-    json(send(with_body(Request::put(&url), body)).await?).await
 }
 
 pub async fn get_record(clinic_id: Uuid, record_id: Uuid) -> ApiResult<StoredRecord> {
@@ -477,4 +473,40 @@ pub async fn document_generated(
     body: &optovault_shared::wire::DocumentGenerated,
 ) -> ApiResult<()> {
     post_no_content(&format!("/api/clinics/{clinic_id}/documents"), body).await
+}
+
+// ---- audit log --------------------------------------------------------------------------------
+
+pub async fn audit_key(clinic_id: Uuid) -> ApiResult<AuditKeyView> {
+    get(&format!("/api/clinics/{clinic_id}/audit/key")).await
+}
+
+pub async fn set_audit_key(clinic_id: Uuid, setup: &AuditKeySetup) -> ApiResult<()> {
+    send(with_body(
+        Request::put(&format!("/api/clinics/{clinic_id}/audit/key")),
+        setup,
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// A page of the audit log; `filters` is a ready query string tail (`&actor=…&action=…`).
+pub async fn audit_page(
+    clinic_id: Uuid,
+    since: u64,
+    limit: u32,
+    filters: &str,
+) -> ApiResult<AuditPage> {
+    get(&format!(
+        "/api/clinics/{clinic_id}/audit?since={since}&limit={limit}{filters}"
+    ))
+    .await
+}
+
+pub async fn checkpoints(clinic_id: Uuid) -> ApiResult<AuditCheckpointList> {
+    get(&format!("/api/clinics/{clinic_id}/audit/checkpoints")).await
+}
+
+pub async fn add_checkpoint(clinic_id: Uuid, cp: &AuditCheckpoint) -> ApiResult<()> {
+    post_no_content(&format!("/api/clinics/{clinic_id}/audit/checkpoints"), cp).await
 }

@@ -3,6 +3,7 @@
 //! all private and clinic keys stay in this page's memory only.
 
 mod api;
+mod audit;
 mod auth;
 mod charts;
 mod clinic;
@@ -24,6 +25,7 @@ use leptos_router::path;
 
 use components::lock_screen::LockScreen;
 use pages::account::AccountPage;
+use pages::audit::AuditPage;
 use pages::calendar::CalendarPage;
 use pages::clinics::ClinicsPage;
 use pages::invite::InvitePage;
@@ -62,6 +64,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/clinics/:clinic_id/patients/:patient_id/rx/:record_id/print") view=PrintRxPage />
                     <Route path=path!("/clinics/:clinic_id/calendar") view=CalendarPage />
                     <Route path=path!("/clinics/:clinic_id/worklist") view=WorklistPage />
+                    <Route path=path!("/clinics/:clinic_id/audit") view=AuditPage />
                     <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
                     <Route path=path!("/account") view=AccountPage />
                 </Routes>

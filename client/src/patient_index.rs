@@ -45,6 +45,7 @@ fn seal_shard(
             expected_version: version,
             compartment: Compartment::Demographics,
             body: &body,
+            previous: None,
         },
     )?;
     Ok((w.envelope.ciphertext.0.len() <= limits::MAX_CIPHERTEXT_BYTES).then_some(w))
@@ -85,6 +86,15 @@ pub async fn save_patient(
     let store = app.store(clinic.id);
     let n = shard_of(&record_id);
     let body = RecordBody::Patient(patient.clone());
+    // The audit report: which fields changed, from the full record held (not an index summary).
+    let previous = store.with_untracked(|s| {
+        s.patients
+            .get(&record_id)
+            .filter(|(v, _)| *v == expected_version && !s.summaries.contains(&record_id))
+            .map(|(_, p)| RecordBody::Patient(p.clone()))
+    });
+    let report =
+        crate::audit::report_change(app, me, &clinic, record_id, previous.as_ref(), &body).await?;
     for _ in 0..ATTEMPTS {
         let restricted = store.with_untracked(|s| s.restriction(&record_id).is_some());
         let (version, mut shard) = current_shard(app, clinic.id, n);
@@ -106,13 +116,14 @@ pub async fn save_patient(
                 expected_version,
                 compartment: Compartment::Demographics,
                 body: &body,
+                previous: None,
             },
         )?];
         if changed {
             writes.extend(seal_shard(me, &clinic, version, &shard)?);
         }
         let with_shard = writes.len() == 2;
-        match api::write_records(clinic.id, writes).await {
+        match api::write_records(clinic.id, writes, report.clone()).await {
             Ok(results) => {
                 if with_shard {
                     let id = shard_record_id(&clinic.id, n);
@@ -156,7 +167,7 @@ pub async fn remove_from_index(
         let Some(w) = seal_shard(me, &clinic, version, &shard)? else {
             return Ok(());
         };
-        match api::write_records(clinic.id, vec![w]).await {
+        match api::write_records(clinic.id, vec![w], None).await {
             Ok(_) => {
                 let id = shard_record_id(&clinic.id, n);
                 app.store(clinic.id)
@@ -245,7 +256,7 @@ pub async fn repair(app: AppState, me: &Unlocked, clinic: Arc<Clinic>) -> Result
         if writes.is_empty() {
             continue;
         }
-        match api::write_records(clinic.id, writes).await {
+        match api::write_records(clinic.id, writes, None).await {
             Ok(_) => {
                 written += sealed.len();
                 app.store(clinic.id).update(|s| {

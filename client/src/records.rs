@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use leptos::prelude::Update;
+use leptos::prelude::{Update, WithUntracked};
 
 use optovault_shared::crypto::{seal_record, RecordSlot};
 use optovault_shared::domain::RecordBody;
@@ -27,6 +27,8 @@ pub struct Draft<'a> {
     pub expected_version: u64,
     pub compartment: Compartment,
     pub body: &'a RecordBody,
+    /// The version being replaced, as held (for the audit report's field changes).
+    pub previous: Option<&'a RecordBody>,
 }
 
 pub fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiError> {
@@ -71,13 +73,30 @@ pub async fn write_record(
     clinic: Arc<Clinic>,
     draft: &Draft<'_>,
 ) -> Result<(WriteResult, Arc<Clinic>), ApiError> {
+    let report =
+        crate::audit::report_change(app, me, &clinic, draft.chart_id, draft.previous, draft.body)
+            .await?;
+    let send = |clinic: &Clinic, write: RecordWrite| {
+        let report = report.clone();
+        let clinic_id = clinic.id;
+        async move {
+            // The write and its audit report commit in one transaction.
+            api::write_records(clinic_id, vec![write], report)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::local("no_result", "The server answered without a result.")
+                })
+        }
+    };
     let write = seal(me, &clinic, draft)?;
-    match api::put_record(clinic.id, draft.record_id, &write).await {
+    match send(&clinic, write).await {
         // Keys rotated meanwhile, or a chart restricted since (its own key is needed now).
         Err(e) if e.code == "stale_key_epoch" || e.code == "unknown_key" => {
             let clinic = refresh_clinic(app, me, clinic.id).await?;
             let write = seal(me, &clinic, draft)?;
-            let done = api::put_record(clinic.id, draft.record_id, &write).await?;
+            let done = send(&clinic, write).await?;
             Ok((done, clinic))
         }
         Err(e) => Err(e),
@@ -100,14 +119,20 @@ pub async fn save_item(
     body: RecordBody,
 ) -> Result<u64, ApiError> {
     let clinic = crate::clinic::ensure_clinic(app, &me, clinic_id).await?;
+    let store = app.store(clinic_id);
+    let previous = store.with_untracked(|s| {
+        s.item(&chart_id, &record_id)
+            .filter(|i| i.version == expected_version)
+            .map(|i| i.body.clone())
+    });
     let draft = Draft {
         record_id,
         chart_id,
         expected_version,
         compartment: body.compartment(),
         body: &body,
+        previous: previous.as_ref(),
     };
-    let store = app.store(clinic_id);
     match write_record(app, &me, clinic, &draft).await {
         Ok((done, clinic)) => {
             let version = expected_version + 1;

@@ -130,6 +130,10 @@ pub struct AppState {
     stores: StoredValue<HashMap<Uuid, ArcRwSignal<RecordStore>>>,
     /// The highest roster seq seen per clinic in this session: a lower one later is a rollback.
     roster_heads: StoredValue<HashMap<Uuid, u64>>,
+    /// Each clinic's trusted audit key (its secret only for owners), for this session.
+    audit_keys: StoredValue<HashMap<Uuid, Arc<crate::audit::TrustedAuditKey>>>,
+    /// Clinics whose audit log an owner's visit has already checkpointed this session.
+    audit_visits: StoredValue<std::collections::HashSet<Uuid>>,
     /// A one-off message for the next page (e.g. "Your session has ended").
     pub notice: RwSignal<Option<String>>,
     /// Where to go after logging in or registering (an invitation link, with its fragment).
@@ -160,6 +164,8 @@ impl AppState {
             clinics: RwSignal::new(BTreeMap::new()),
             stores: StoredValue::new(HashMap::new()),
             roster_heads: StoredValue::new(HashMap::new()),
+            audit_keys: StoredValue::new(HashMap::new()),
+            audit_visits: StoredValue::new(Default::default()),
             notice: RwSignal::new(None),
             return_to: StoredValue::new(None),
             locked: RwSignal::new(None),
@@ -222,6 +228,23 @@ impl AppState {
         });
     }
 
+    pub fn audit_key(&self, clinic_id: &Uuid) -> Option<Arc<crate::audit::TrustedAuditKey>> {
+        self.audit_keys.with_value(|m| m.get(clinic_id).cloned())
+    }
+
+    pub fn keep_audit_key(&self, clinic_id: Uuid, key: Arc<crate::audit::TrustedAuditKey>) {
+        self.audit_keys.update_value(|m| {
+            m.insert(clinic_id, key);
+        });
+    }
+
+    /// True the first time in this session an owner's visit to `clinic_id` asks.
+    pub fn first_audit_visit(&self, clinic_id: Uuid) -> bool {
+        self.audit_visits
+            .try_update_value(|m| m.insert(clinic_id))
+            .unwrap_or(false)
+    }
+
     /// Forgets everything: private keys, clinic keys, decrypted records.
     pub fn lock(&self) {
         self.policy_block.set(None);
@@ -230,6 +253,8 @@ impl AppState {
         self.clinics.set(BTreeMap::new());
         self.stores.update_value(|m| m.clear());
         self.roster_heads.update_value(|m| m.clear());
+        self.audit_keys.update_value(|m| m.clear());
+        self.audit_visits.update_value(|m| m.clear());
     }
 
     /// The idle lock: the same as logout's local part (every key and decrypted record dropped),

@@ -66,6 +66,7 @@ pub fn clinic_event(
         count,
         outcome: "ok",
         ip: auth.ip.clone(),
+        detail: None,
     }
 }
 

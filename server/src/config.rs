@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,11 +13,19 @@ use clap::Parser;
     about = "OptoVault zero-knowledge records server"
 )]
 pub struct Config {
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "OPTOVAULT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     /// Directory of the embedded sled database (created if missing).
-    #[arg(long, env = "OPTOVAULT_DATA_DIR", default_value = "data")]
+    #[arg(
+        long,
+        env = "OPTOVAULT_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Directory of the built web client (Trunk's dist/). Without it only the API is served.
     #[arg(long, env = "OPTOVAULT_STATIC_DIR")]
@@ -40,4 +49,21 @@ pub struct Config {
         default_value = "http://localhost:8080"
     )]
     pub public_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verifies every audit log in the data directory with no key: the hash chain, the owners'
+    /// signed checkpoints (against the signed roster) and the signature of every client-reported
+    /// detail. Reports the first broken entry of each log; exits 1 if any log is broken. Stop the
+    /// server first (the database is opened exclusively), or point it at a restored backup.
+    VerifyAudit {
+        /// Only this clinic's log.
+        #[arg(long)]
+        clinic: Option<Uuid>,
+        /// Also print every entry checked: seq, time, action, actor, target, outcome. Details
+        /// stay sealed; the operator sees categories, never their contents.
+        #[arg(long)]
+        list: bool,
+    },
 }

@@ -6,11 +6,12 @@
 //! and call plain functions; storage is behind [`store::Store`].
 
 pub mod accounts;
+pub mod audit;
+pub mod audit_verify;
 pub mod charts;
 pub mod clinics;
 pub mod config;
 pub mod error;
-pub mod events;
 pub mod files;
 pub mod http;
 pub mod invitations;
@@ -138,7 +139,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(clinics::router())
         .merge(records::router())
         .merge(files::router())
-        .merge(events::router())
+        .merge(audit::router())
         .merge(members::router())
         .merge(invitations::router())
         .merge(charts::router())

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use optovault_server::config::Config;
+use optovault_server::config::{Command, Config};
 use optovault_server::store::SledStore;
 use optovault_server::{app, AppState, Settings};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -17,10 +17,84 @@ async fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::parse();
+    if let Some(Command::VerifyAudit { clinic, list }) = &config.command {
+        match verify_audit(&config, *clinic, *list).await {
+            Ok(true) => return,
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("verify-audit: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     if let Err(e) = run(config).await {
         tracing::error!("{e}");
         std::process::exit(1);
     }
+}
+
+/// `verify-audit`: prints one line per log (and each entry with `--list`); true if all intact.
+async fn verify_audit(
+    config: &Config,
+    clinic: Option<uuid::Uuid>,
+    list: bool,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    if !config.data_dir.join("db").exists() && !config.data_dir.join("conf").exists() {
+        return Err(format!("{} holds no database", config.data_dir.display()).into());
+    }
+    let store = SledStore::open(&config.data_dir)?;
+    let reports = optovault_server::audit_verify::verify_all(&store, clinic, |e| {
+        if list {
+            let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "  {:>8} {} {:<26} actor={} target={} count={} {}{}",
+                e.seq,
+                e.at,
+                e.action,
+                id(e.actor),
+                id(e.target),
+                e.count,
+                e.outcome,
+                if e.detail.is_some() {
+                    " [sealed detail]"
+                } else {
+                    ""
+                }
+            );
+        }
+    })
+    .await?;
+    let mut intact = true;
+    for r in &reports {
+        let log = r
+            .clinic_id
+            .map(|c| format!("clinic {c}"))
+            .unwrap_or_else(|| "account log".into());
+        let checkpoints = match r.last_checkpoint {
+            Some(last) => format!(
+                "{} signed checkpoints (last at entry {last})",
+                r.checkpoints
+            ),
+            None => "no signed checkpoint".into(),
+        };
+        match &r.problem {
+            None => println!("{log}: {} entries, {checkpoints}: intact", r.entries),
+            Some(p) => {
+                intact = false;
+                println!("{log}: BROKEN after {} good entries: {p}", r.entries);
+            }
+        }
+    }
+    println!(
+        "{} logs checked, {}",
+        reports.len(),
+        if intact {
+            "all intact"
+        } else {
+            "TAMPERING DETECTED"
+        }
+    );
+    Ok(intact)
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {

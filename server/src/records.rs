@@ -11,7 +11,8 @@ use axum::{Json, Router};
 use optovault_shared::limits;
 use optovault_shared::wire::{
     BatchWriteRequest, BatchWriteResponse, ChangeHeader, ChangeHeaderPage, ChangesPage,
-    ReadRecordsRequest, ReadRecordsResponse, RecordPage, RecordWrite, StoredRecord, WriteResult,
+    ReadRecordsRequest, ReadRecordsResponse, RecordPage, RecordWrite, ReportedEvent, StoredRecord,
+    WriteResult,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -195,6 +196,7 @@ async fn write(
     auth: &Authenticated,
     clinic_id: Uuid,
     writes: Vec<RecordWrite>,
+    report: Option<ReportedEvent>,
 ) -> ApiResult<Vec<WriteResult>> {
     let member = require_member(state, auth, clinic_id).await?;
     if writes.is_empty() || writes.len() > limits::MAX_BATCH {
@@ -231,9 +233,23 @@ async fn write(
         target,
         rows.len() as u32,
     );
+    let mut events = vec![event];
+    if let Some(r) = report {
+        events.push(
+            crate::audit::reported_entry(
+                state,
+                auth,
+                clinic_id,
+                r.action.action(),
+                r.target,
+                r.detail,
+            )
+            .await?,
+        );
+    }
     let out = state
         .store
-        .write_records(clinic_id, rows, now(), event)
+        .write_records(clinic_id, rows, now(), events)
         .await
         .map_err(|e| match e {
             // A rotation or membership change committed between the checks above and this write.
@@ -269,7 +285,7 @@ pub async fn batch_write(
     ApiPath(clinic_id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<BatchWriteRequest>,
 ) -> ApiResult<Json<BatchWriteResponse>> {
-    let results = write(&state, &auth, clinic_id, req.writes).await?;
+    let results = write(&state, &auth, clinic_id, req.writes, req.report).await?;
     Ok(Json(BatchWriteResponse { results }))
 }
 
@@ -289,7 +305,7 @@ pub async fn write_one(
             "The envelope's record id differs from the URL's.",
         ));
     }
-    let mut results = write(&state, &auth, clinic_id, vec![req]).await?;
+    let mut results = write(&state, &auth, clinic_id, vec![req], None).await?;
     results
         .pop()
         .map(Json)

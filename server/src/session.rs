@@ -158,6 +158,7 @@ pub(crate) fn account_event(
         count: 1,
         outcome,
         ip,
+        detail: None,
     }
 }
 

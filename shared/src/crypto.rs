@@ -49,6 +49,8 @@ pub enum CryptoError {
     FileChunk(u32),
     #[error("malformed file key")]
     FileKey,
+    #[error("audit detail could not be opened: it was altered or moved to another entry")]
+    AuditDetail,
 }
 
 type Result<T> = std::result::Result<T, CryptoError>;
@@ -1076,4 +1078,228 @@ mod file_tests {
         assert_eq!(file_chunk_count(FILE_CHUNK_BYTES as u64 + 1), 2);
         assert_eq!(file_chunk_count(MAX_FILE_BYTES), 50);
     }
+}
+
+// ---- audit log: the clinic's audit key, reported details, checkpoints --------------------------
+
+/// The secret half of a clinic's audit key (X25519): details are sealed to its public half by
+/// any member, and only owners it is wrapped to can open them.
+pub struct AuditKey {
+    pub key_id: Uuid,
+    secret: Zeroizing<[u8; 32]>,
+}
+
+fn audit_wrap_info(clinic_id: &Uuid, key_id: &Uuid, recipient: &Uuid) -> Vec<u8> {
+    let mut v = b"optovault/v1/audit-key-wrap\0".to_vec();
+    for id in [clinic_id, key_id, recipient] {
+        v.extend_from_slice(id.as_bytes());
+    }
+    v
+}
+
+impl AuditKey {
+    pub fn generate() -> AuditKey {
+        let mut ikm = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(ikm.as_mut());
+        let (sk, _) = X25519HkdfSha256::derive_keypair(ikm.as_ref());
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(&sk.to_bytes());
+        AuditKey {
+            key_id: Uuid::new_v4(),
+            secret,
+        }
+    }
+
+    fn private(&self) -> <X25519HkdfSha256 as Kem>::PrivateKey {
+        <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(self.secret.as_ref())
+            .expect("32 bytes is a valid X25519 secret")
+    }
+
+    pub fn public_key(&self) -> Vec<u8> {
+        X25519HkdfSha256::sk_to_pk(&self.private())
+            .to_bytes()
+            .to_vec()
+    }
+
+    /// The signed public half, made by owner `signer`.
+    pub fn public(
+        &self,
+        clinic_id: Uuid,
+        signer: Uuid,
+        signer_keys: &UserKeys,
+        created_at: crate::UnixTime,
+    ) -> crate::wire::AuditKeyPublic {
+        let mut p = crate::wire::AuditKeyPublic {
+            clinic_id,
+            key_id: self.key_id,
+            public_key: B64(self.public_key()),
+            created_at,
+            signer,
+            signature: B64(vec![]),
+        };
+        p.signature = B64(signer_keys
+            .sign(&crate::audit::audit_key_signing_input(&p))
+            .to_vec());
+        p
+    }
+
+    /// Wraps the secret to an owner's X25519 key.
+    pub fn wrap_to(
+        &self,
+        clinic_id: &Uuid,
+        recipient: Uuid,
+        recipient_x25519: &[u8],
+    ) -> Result<crate::wire::WrappedAuditKey> {
+        let info = audit_wrap_info(clinic_id, &self.key_id, &recipient);
+        let (enc, ct) = seal_to(recipient_x25519, &info, self.secret.as_ref())?;
+        Ok(crate::wire::WrappedAuditKey {
+            recipient,
+            enc: B64(enc),
+            ciphertext: B64(ct),
+        })
+    }
+
+    /// Unwraps the audit key wrapped to me, and checks it is the secret of the signed `public`.
+    pub fn unwrap(
+        clinic_id: &Uuid,
+        public: &crate::wire::AuditKeyPublic,
+        wrapped: &crate::wire::WrappedAuditKey,
+        me: &Uuid,
+        my_keys: &UserKeys,
+    ) -> Result<AuditKey> {
+        if wrapped.recipient != *me || public.clinic_id != *clinic_id {
+            return Err(CryptoError::Unwrap);
+        }
+        let info = audit_wrap_info(clinic_id, &public.key_id, me);
+        let pt = open_sealed(
+            my_keys,
+            &info,
+            wrapped.enc.as_slice(),
+            wrapped.ciphertext.as_slice(),
+        )?;
+        let secret: [u8; 32] = pt.as_slice().try_into().map_err(|_| CryptoError::Unwrap)?;
+        let key = AuditKey {
+            key_id: public.key_id,
+            secret: Zeroizing::new(secret),
+        };
+        if key.public_key() != public.public_key.as_slice() {
+            return Err(CryptoError::Unwrap);
+        }
+        Ok(key)
+    }
+
+    /// Opens a reported detail. The caller has checked its author's signature
+    /// ([`verify_reported_detail`]); the context binds clinic, key, report id, author, category
+    /// and target.
+    pub fn open_detail(
+        &self,
+        context: &[u8],
+        d: &crate::wire::ReportedDetail,
+    ) -> Result<crate::audit::AuditDetail> {
+        if d.key_id != self.key_id {
+            return Err(CryptoError::UnknownKey(d.key_id));
+        }
+        let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(d.enc.as_slice())
+            .map_err(|_| CryptoError::AuditDetail)?;
+        let pt = Zeroizing::new(
+            hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+                &OpModeR::Base,
+                &self.private(),
+                &enc,
+                context,
+                d.ciphertext.as_slice(),
+                context,
+            )
+            .map_err(|_| CryptoError::AuditDetail)?,
+        );
+        serde_json::from_slice(&pt).map_err(|_| CryptoError::AuditDetail)
+    }
+}
+
+/// Checks the signature on an audit key's public half against its signer's Ed25519 key.
+pub fn verify_audit_key(public: &crate::wire::AuditKeyPublic, signer_ed25519: &[u8]) -> bool {
+    crate::audit::verify_ed25519(
+        signer_ed25519,
+        &crate::audit::audit_key_signing_input(public),
+        public.signature.as_slice(),
+    )
+}
+
+/// Seals `detail` to the clinic's audit key and signs it as `author`: what a browser attaches to
+/// an entry it reports. `action` and `target` must be those of the entry.
+pub fn seal_audit_detail(
+    author: Uuid,
+    author_keys: &UserKeys,
+    audit_key: &crate::wire::AuditKeyPublic,
+    action: &str,
+    target: Option<Uuid>,
+    detail: &crate::audit::AuditDetail,
+) -> Result<crate::wire::ReportedDetail> {
+    let event_id = Uuid::new_v4();
+    let context = crate::audit::detail_context(
+        audit_key.clinic_id,
+        audit_key.key_id,
+        event_id,
+        author,
+        action,
+        target,
+    );
+    let pt = Zeroizing::new(serde_json::to_vec(detail).expect("detail serialises"));
+    let (enc, ct) = seal_to(audit_key.public_key.as_slice(), &context, &pt)?;
+    let mut d = crate::wire::ReportedDetail {
+        event_id,
+        key_id: audit_key.key_id,
+        enc: B64(enc),
+        ciphertext: B64(ct),
+        signature: B64(vec![]),
+    };
+    d.signature = B64(author_keys
+        .sign(&crate::audit::detail_signing_input(&context, &d))
+        .to_vec());
+    Ok(d)
+}
+
+/// Checks a reported detail's author signature; `context` from [`crate::audit::detail_context`].
+pub fn verify_reported_detail(
+    context: &[u8],
+    d: &crate::wire::ReportedDetail,
+    author_ed25519: &[u8],
+) -> bool {
+    crate::audit::verify_ed25519(
+        author_ed25519,
+        &crate::audit::detail_signing_input(context, d),
+        d.signature.as_slice(),
+    )
+}
+
+/// An owner's signature over the chain head at `seq`.
+pub fn sign_checkpoint(
+    clinic_id: Uuid,
+    seq: u64,
+    head_hash: [u8; 32],
+    at: crate::UnixTime,
+    signer: Uuid,
+    signer_keys: &UserKeys,
+) -> crate::wire::AuditCheckpoint {
+    let mut cp = crate::wire::AuditCheckpoint {
+        clinic_id,
+        seq,
+        head_hash: B64(head_hash.to_vec()),
+        at,
+        signer,
+        signature: B64(vec![]),
+    };
+    cp.signature = B64(signer_keys
+        .sign(&crate::audit::checkpoint_signing_input(&cp))
+        .to_vec());
+    cp
+}
+
+/// Checks a checkpoint's signature against its signer's Ed25519 key.
+pub fn verify_checkpoint(cp: &crate::wire::AuditCheckpoint, signer_ed25519: &[u8]) -> bool {
+    crate::audit::verify_ed25519(
+        signer_ed25519,
+        &crate::audit::checkpoint_signing_input(cp),
+        cp.signature.as_slice(),
+    )
 }

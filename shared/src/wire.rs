@@ -599,6 +599,10 @@ wire! {
 wire! {
     pub struct BatchWriteRequest {
         pub writes: Vec<RecordWrite>,
+        /// What the writes mean, as only the browser knows it (a payment, a changed phone
+        /// number): appended to the audit log in the writes' transaction.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub report: Option<ReportedEvent>,
     }
 }
 wire! {
@@ -676,32 +680,158 @@ wire! {
     }
 }
 
-// ---- access events ----------------------------------------------------------------------------
+// ---- audit log --------------------------------------------------------------------------------
 
 wire! {
-    /// An entry of the server's append-only access log (the audit issue hash-chains these).
-    pub struct AccessEvent {
+    /// One entry of a hash-chained audit log: a clinic's, or the account-level log (`clinic_id`
+    /// none). The server writes it in the transaction of the action it records; `hash` chains it
+    /// to the entry before (see `crate::audit`).
+    pub struct AuditEntry {
         pub seq: u64,
         pub at: UnixTime,
         /// Account that acted, when known.
         pub actor: Option<Uuid>,
         pub clinic_id: Option<Uuid>,
-        /// e.g. `login_ok`, `login_failed`, `records_read`, `records_written`, `clinic_created`.
+        /// e.g. `login_ok`, `records_written`, `chart_read`, or a client-reported category such
+        /// as `payment_recorded` (the operator sees the category, never the detail).
         pub action: String,
-        /// Record, clinic or account acted on.
+        /// Chart, record, member, file or account acted on.
         pub target: Option<Uuid>,
-        /// Number of records the event covers.
+        /// Number of records the entry covers.
         pub count: u32,
         /// `ok` or `denied`.
         pub outcome: String,
         pub ip: Option<String>,
+        /// What only the browser knew, encrypted to the clinic's audit key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub detail: Option<ReportedDetail>,
+        /// `hash` of the entry before (32 zero bytes for seq 1).
+        pub prev_hash: B64,
+        /// SHA-256 of this entry's fields and `prev_hash` (`crate::audit::entry_hash`).
+        pub hash: B64,
     }
 }
 wire! {
-    pub struct AccessEventPage {
-        pub events: Vec<AccessEvent>,
+    pub struct AuditPage {
+        pub entries: Vec<AuditEntry>,
+        /// The last seq examined: pass as `since` for the next page.
         pub cursor: u64,
         pub more: bool,
+        /// The log's last seq now.
+        pub head: u64,
+    }
+}
+
+/// Categories of client-reported audit entries: things only the browser knows happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedAction {
+    PatientUpdated,
+    RecordChanged,
+    PaymentRecorded,
+    RefundRecorded,
+    InvoicePosted,
+    CreditNoteIssued,
+}
+
+impl ReportedAction {
+    pub fn action(self) -> &'static str {
+        match self {
+            ReportedAction::PatientUpdated => "patient_updated",
+            ReportedAction::RecordChanged => "record_changed",
+            ReportedAction::PaymentRecorded => "payment_recorded",
+            ReportedAction::RefundRecorded => "refund_recorded",
+            ReportedAction::InvoicePosted => "invoice_posted",
+            ReportedAction::CreditNoteIssued => "credit_note_issued",
+        }
+    }
+}
+
+wire! {
+    /// The encrypted detail of a client-reported entry: HPKE-sealed to the clinic's audit key
+    /// and signed by its author (`crate::audit::detail_signing_input`).
+    pub struct ReportedDetail {
+        /// Random UUIDv4 chosen by the reporting browser; bound into the ciphertext.
+        pub event_id: Uuid,
+        /// The audit key it is sealed to.
+        pub key_id: Uuid,
+        /// HPKE encapsulated key (32 bytes).
+        pub enc: B64,
+        pub ciphertext: B64,
+        /// The author's Ed25519 signature (64 bytes).
+        pub signature: B64,
+    }
+}
+wire! {
+    /// A client-reported entry: its category, the chart or record it concerns and its sealed
+    /// detail. Sent alone (`POST …/audit/events`) or with the batch write it describes.
+    pub struct ReportedEvent {
+        pub action: ReportedAction,
+        pub target: Option<Uuid>,
+        pub detail: ReportedDetail,
+    }
+}
+wire! {
+    pub struct AppendedEntry {
+        pub seq: u64,
+    }
+}
+wire! {
+    /// The public half of a clinic's audit key, signed by the owner who made it
+    /// (`crate::audit::audit_key_signing_input`).
+    pub struct AuditKeyPublic {
+        pub clinic_id: Uuid,
+        pub key_id: Uuid,
+        /// X25519 public key (32 bytes).
+        pub public_key: B64,
+        pub created_at: UnixTime,
+        pub signer: Uuid,
+        pub signature: B64,
+    }
+}
+wire! {
+    /// The audit key's secret HPKE-wrapped to one owner.
+    pub struct WrappedAuditKey {
+        pub recipient: Uuid,
+        pub enc: B64,
+        pub ciphertext: B64,
+    }
+}
+wire! {
+    /// An owner sets up the clinic's audit key: its signed public half and the secret wrapped to
+    /// every owner.
+    pub struct AuditKeySetup {
+        pub public: AuditKeyPublic,
+        pub wrapped: Vec<WrappedAuditKey>,
+    }
+}
+wire! {
+    /// The clinic's audit key as one member sees it: the public half for everyone, the wrapped
+    /// secret only for an owner it was wrapped to.
+    pub struct AuditKeyView {
+        pub public: AuditKeyPublic,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub wrapped: Option<WrappedAuditKey>,
+    }
+}
+wire! {
+    /// An owner's Ed25519 signature over the chain head at `seq`
+    /// (`crate::audit::checkpoint_signing_input`): entries up to `seq` can no longer change
+    /// without the checkpoint failing.
+    pub struct AuditCheckpoint {
+        pub clinic_id: Uuid,
+        pub seq: u64,
+        /// `hash` of entry `seq`.
+        pub head_hash: B64,
+        pub at: UnixTime,
+        pub signer: Uuid,
+        pub signature: B64,
+    }
+}
+wire! {
+    pub struct AuditCheckpointList {
+        pub checkpoints: Vec<AuditCheckpoint>,
     }
 }
 
@@ -786,5 +916,8 @@ wire! {
         /// The chart it was made from (none for the clinic-wide reminder list).
         #[serde(default)]
         pub chart_id: Option<Uuid>,
+        /// Which document, for whom, sealed to the clinic's audit key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub detail: Option<ReportedDetail>,
     }
 }

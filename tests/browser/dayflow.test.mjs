@@ -208,7 +208,7 @@ test('a full clinic day, from booking to FHIR export', async () => {
   // The printout and the export are on the owner's access log, against this chart.
   const clinicId = listPath.split('/')[2];
   const logged = await page.evaluate(async (id) => {
-    const r = await fetch(`/api/clinics/${id}/access-events?since=0&limit=1000`);
+    const r = await fetch(`/api/clinics/${id}/audit?since=0&limit=1000`);
     return (await r.json()).events.map((e) => [e.action, e.target]);
   }, clinicId);
   for (const action of ['document_spectacle_rx', 'document_fhir_export', 'file_uploaded']) {

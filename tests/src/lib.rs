@@ -948,7 +948,10 @@ impl Client {
     ) -> Result<BatchWriteResponse, ApiError> {
         Self::typed(self.post(
             &format!("/api/clinics/{clinic_id}/records"),
-            &BatchWriteRequest { writes },
+            &BatchWriteRequest {
+                writes,
+                report: None,
+            },
         ))
     }
 
@@ -1035,9 +1038,9 @@ impl Client {
         clinic_id: Uuid,
         since: u64,
         limit: usize,
-    ) -> Result<AccessEventPage, ApiError> {
+    ) -> Result<AuditPage, ApiError> {
         Self::typed(self.get(&format!(
-            "/api/clinics/{clinic_id}/access-events?since={since}&limit={limit}"
+            "/api/clinics/{clinic_id}/audit?since={since}&limit={limit}"
         )))
     }
 }

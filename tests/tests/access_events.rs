@@ -8,17 +8,17 @@ use optovault_shared::wire::*;
 use optovault_tests::*;
 use uuid::Uuid;
 
-fn events(c: &Client, clinic: Uuid) -> Vec<AccessEvent> {
+fn events(c: &Client, clinic: Uuid) -> Vec<AuditEntry> {
     let mut out = Vec::new();
     let mut since = 0;
     for _ in 0..100 {
         let p = c.access_events(clinic, since, 1000).expect("access-events");
         assert!(
-            p.events.iter().all(|e| e.seq > since),
+            p.entries.iter().all(|e| e.seq > since),
             "events after the cursor only"
         );
         assert!(p.cursor >= since);
-        out.extend(p.events);
+        out.extend(p.entries);
         since = p.cursor;
         if !p.more {
             return out;
@@ -27,7 +27,7 @@ fn events(c: &Client, clinic: Uuid) -> Vec<AccessEvent> {
     panic!("access-events never ended");
 }
 
-fn count(events: &[AccessEvent], action: &str) -> u32 {
+fn count(events: &[AuditEntry], action: &str) -> u32 {
     events
         .iter()
         .filter(|e| e.action == action)
@@ -72,11 +72,11 @@ fn writes_and_reads_are_recorded() {
         .unwrap();
 
     let e1 = events(&c, cid);
-    let new: Vec<&AccessEvent> = e1
+    let new: Vec<&AuditEntry> = e1
         .iter()
         .filter(|e| e.seq > e0.last().map_or(0, |l| l.seq))
         .collect();
-    let written: Vec<&&AccessEvent> = new
+    let written: Vec<&&AuditEntry> = new
         .iter()
         .filter(|e| e.action == "records_written")
         .collect();
@@ -112,7 +112,7 @@ fn writes_and_reads_are_recorded() {
     let read_before = e2.iter().filter(|e| e.action == "records_read").count();
     c.get_record(cid, ids[0]).unwrap();
     let e3 = events(&c, cid);
-    let reads: Vec<&AccessEvent> = e3.iter().filter(|e| e.action == "records_read").collect();
+    let reads: Vec<&AuditEntry> = e3.iter().filter(|e| e.action == "records_read").collect();
     assert!(
         reads.len() > read_before,
         "GET record was not recorded as records_read"
@@ -130,7 +130,7 @@ fn writes_and_reads_are_recorded() {
     let (all, _, _) = c.all_changes(cid, 0, 1000, 10).unwrap();
     assert_eq!(all.len(), 4);
     let e4 = events(&c, cid);
-    let after_pull: Vec<&AccessEvent> = e4
+    let after_pull: Vec<&AuditEntry> = e4
         .iter()
         .filter(|e| e.seq > e3.last().unwrap().seq && e.action == "records_read")
         .collect();
@@ -146,21 +146,21 @@ fn writes_and_reads_are_recorded() {
 
     // since=<cursor> returns only newer events.
     let p = c.access_events(cid, e4.last().unwrap().seq, 1000).unwrap();
-    assert!(p.events.iter().all(|e| e.seq > e4.last().unwrap().seq));
+    assert!(p.entries.iter().all(|e| e.seq > e4.last().unwrap().seq));
     // Paging with a small limit gives the same events.
     let mut paged = Vec::new();
     let mut since = 0;
     for _ in 0..1000 {
         let p = c.access_events(cid, since, 2).unwrap();
-        assert!(p.events.len() <= 2);
-        paged.extend(p.events);
+        assert!(p.entries.len() <= 2);
+        paged.extend(p.entries);
         since = p.cursor;
         if !p.more {
             break;
         }
     }
     let upto = e4.last().unwrap().seq;
-    let paged: Vec<AccessEvent> = paged.into_iter().filter(|e| e.seq <= upto).collect();
+    let paged: Vec<AuditEntry> = paged.into_iter().filter(|e| e.seq <= upto).collect();
     assert_eq!(paged, e4);
 }
 
@@ -177,7 +177,7 @@ fn another_tenant_sees_none_of_the_log_and_its_attempts_show_as_denied_or_not_at
     let cb = server.client();
     let b = cb.signup(&unique_username("beta"), &strong_password());
     let raw = cb.get(&format!(
-        "/api/clinics/{}/access-events?since=0&limit=100",
+        "/api/clinics/{}/audit?since=0&limit=100",
         clinic.id
     ));
     raw.expect_error(&[403, 404]);
@@ -229,7 +229,11 @@ fn documents_made_in_the_browser_are_logged_for_the_owner() {
     ] {
         let r = c.post(
             &format!("/api/clinics/{}/documents", clinic.id),
-            &DocumentGenerated { document, chart_id },
+            &DocumentGenerated {
+                document,
+                chart_id,
+                detail: None,
+            },
         );
         assert_eq!(r.status, 204, "{r:?}");
     }
@@ -256,6 +260,7 @@ fn documents_made_in_the_browser_are_logged_for_the_owner() {
         .post(
             &format!("/api/clinics/{}/documents", clinic.id),
             &DocumentGenerated {
+                detail: None,
                 document: DocumentKind::FhirExport,
                 chart_id: Some(chart),
             },

@@ -81,7 +81,10 @@ fn repeated_attempts_back_off_and_the_owner_can_clear_it() {
     assert_eq!(r.status, 403);
     // The failures were recorded.
     let events = oc.access_events(clinic.id, 0, 1000).unwrap();
-    assert!(events.events.iter().any(|e| e.action == "account_unlocked"));
+    assert!(events
+        .entries
+        .iter()
+        .any(|e| e.action == "account_unlocked"));
 }
 
 #[test]

@@ -582,7 +582,7 @@ fn headers_and_reads_by_id_follow_roles_and_restrictions() {
         .unwrap();
     let ids: Vec<Uuid> = got.iter().map(|r| r.envelope.record_id).collect();
     assert_eq!(ids, [note_id, f.patient]);
-    let events = f.oc.access_events(f.clinic.id, 0, 1000).unwrap().events;
+    let events = f.oc.access_events(f.clinic.id, 0, 1000).unwrap().entries;
     let last = events
         .iter()
         .rev()

@@ -99,10 +99,10 @@ fn expect_code(raw: &Raw, status: u16, code: &str) {
     assert_eq!(e.code, code, "{raw:?}");
 }
 
-fn file_events(c: &Client, clinic_id: Uuid, file_id: Uuid) -> Vec<AccessEvent> {
+fn file_events(c: &Client, clinic_id: Uuid, file_id: Uuid) -> Vec<AuditEntry> {
     c.access_events(clinic_id, 0, 1000)
         .expect("access events")
-        .events
+        .entries
         .into_iter()
         .filter(|e| e.target == Some(file_id))
         .collect()

@@ -279,8 +279,8 @@ fn hostile_query_params_and_paths() {
         format!("/api/clinics/{cid}/records?after=not-a-uuid"),
         format!("/api/clinics/{cid}/records?limit=abc"),
         format!("/api/clinics/{cid}/records?limit=-1"),
-        format!("/api/clinics/{cid}/access-events?since=-1&limit=10"),
-        format!("/api/clinics/{cid}/access-events?since=0&limit=zz"),
+        format!("/api/clinics/{cid}/audit?since=-1&limit=10"),
+        format!("/api/clinics/{cid}/audit?since=0&limit=zz"),
         "/api/clinics/not-a-uuid".to_string(),
         "/api/clinics/not-a-uuid/records".to_string(),
         "/api/clinics/not-a-uuid/changes?since=0".to_string(),
@@ -302,7 +302,7 @@ fn hostile_query_params_and_paths() {
         format!("/api/clinics/{cid}/changes?since=0&limit=1000000"),
         format!("/api/clinics/{cid}/changes?since=0&limit=4294967296"),
         format!("/api/clinics/{cid}/records?limit=1000000"),
-        format!("/api/clinics/{cid}/access-events?since=0&limit=1000000"),
+        format!("/api/clinics/{cid}/audit?since=0&limit=1000000"),
         format!("/api/clinics/{cid}/changes?since=0&limit=0"),
     ] {
         let raw = f.c.get(&path);

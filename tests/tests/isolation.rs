@@ -98,6 +98,7 @@ fn another_tenant_cannot_touch_clinic_a() {
     let new_id = Uuid::new_v4();
     let create = patient_write(&b.s, acid, &b.clinic.keyring, new_id, 0, &sample_patient(8));
     let batch = BatchWriteRequest {
+        report: None,
         writes: vec![
             patient_write(
                 &b.s,
@@ -145,10 +146,8 @@ fn another_tenant_cannot_touch_clinic_a() {
             b.c.get(&format!("/api/clinics/{acid}/changes?since=0&limit=1000")),
         ),
         (
-            "GET access-events".into(),
-            b.c.get(&format!(
-                "/api/clinics/{acid}/access-events?since=0&limit=1000"
-            )),
+            "GET audit".into(),
+            b.c.get(&format!("/api/clinics/{acid}/audit?since=0&limit=1000")),
         ),
     ];
     for (what, raw) in &attempts {
@@ -181,8 +180,8 @@ fn another_tenant_cannot_touch_clinic_a() {
             "/api/clinics/{}/changes?since=0&limit=10".to_string(),
         ),
         (
-            "GET access-events",
-            "/api/clinics/{}/access-events?since=0&limit=10".to_string(),
+            "GET audit",
+            "/api/clinics/{}/audit?since=0&limit=10".to_string(),
         ),
     ] {
         let foreign = b.c.get(&path.replace("{}", &acid.to_string()));
@@ -303,6 +302,7 @@ fn unauthenticated_calls_are_401() {
     );
     let (create, _) = clinic_request(&a.s, "anon clinic");
     let batch = BatchWriteRequest {
+        report: None,
         writes: vec![write.clone()],
     };
     let head_before = a.c.changes(acid, 0, 1).unwrap().head;
@@ -319,9 +319,7 @@ fn unauthenticated_calls_are_401() {
         anon.post(&format!("/api/clinics/{acid}/records"), &batch),
         anon.get(&format!("/api/clinics/{acid}/records")),
         anon.get(&format!("/api/clinics/{acid}/changes?since=0&limit=10")),
-        anon.get(&format!(
-            "/api/clinics/{acid}/access-events?since=0&limit=10"
-        )),
+        anon.get(&format!("/api/clinics/{acid}/audit?since=0&limit=10")),
         // A random clinic: still 401 first, not 404.
         anon.get(&format!("/api/clinics/{}/records", Uuid::new_v4())),
     ];

@@ -126,10 +126,10 @@ fn everything_survives_a_restart() {
     );
     // The access log survived too, and continues.
     let events_after = c2.access_events(clinic.id, 0, 1000).unwrap();
-    assert!(events_after.events.len() >= events_before.events.len());
+    assert!(events_after.entries.len() >= events_before.entries.len());
     assert_eq!(
-        &events_after.events[..events_before.events.len()],
-        &events_before.events[..],
+        &events_after.entries[..events_before.entries.len()],
+        &events_before.entries[..],
         "access log entries changed across a restart"
     );
     // Usernames stay taken.

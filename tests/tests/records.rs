@@ -250,7 +250,10 @@ fn batch_with_one_conflict_writes_none() {
     ];
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest {
+            writes,
+            report: None,
+        },
     );
     assert_eq!(raw.expect_error(&[409]).code, "version_conflict", "{raw:?}");
     for id in [new_a, new_b] {
@@ -276,7 +279,10 @@ fn batch_with_one_conflict_writes_none() {
     ];
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest {
+            writes,
+            report: None,
+        },
     );
     assert_eq!(raw.expect_error(&[409]).code, "version_conflict", "{raw:?}");
     assert_eq!(
@@ -316,7 +322,10 @@ fn batch_with_one_invalid_envelope_writes_none() {
     ];
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest {
+            writes,
+            report: None,
+        },
     );
     raw.expect_error(&[400]);
     assert_eq!(
@@ -335,7 +344,10 @@ fn batch_with_one_invalid_envelope_writes_none() {
     ];
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest {
+            writes,
+            report: None,
+        },
     );
     assert!(raw.status < 500, "{raw:?}");
     if raw.is_success() {
@@ -350,7 +362,10 @@ fn batch_with_one_invalid_envelope_writes_none() {
     // Empty batch: accepted with no results, or refused; never writes.
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes: vec![] },
+        &BatchWriteRequest {
+            writes: vec![],
+            report: None,
+        },
     );
     assert!(raw.status < 500, "{raw:?}");
     if raw.is_success() {
@@ -617,7 +632,10 @@ fn envelope_header_must_agree_with_the_request() {
     w.envelope.version = 3;
     f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes: vec![w] },
+        &BatchWriteRequest {
+            writes: vec![w],
+            report: None,
+        },
     )
     .expect_error(&[400]);
     // Nothing was written by any of these.
@@ -677,6 +695,7 @@ fn big_batch_within_limits_is_accepted() {
         })
         .collect();
     let body_len = serde_json::to_vec(&BatchWriteRequest {
+        report: None,
         writes: writes.clone(),
     })
     .unwrap()
@@ -696,7 +715,10 @@ fn big_batch_within_limits_is_accepted() {
         .collect();
     let raw = f.c.post(
         &format!("/api/clinics/{cid}/records"),
-        &BatchWriteRequest { writes },
+        &BatchWriteRequest {
+            writes,
+            report: None,
+        },
     );
     raw.expect_error(&[400, 413]);
     assert_eq!(head(&f), n as u64);

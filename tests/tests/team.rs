@@ -120,6 +120,7 @@ fn roles_are_keys_and_the_server_enforces_them_too() {
     let desk_note = desk_c.post(
         &format!("/api/clinics/{}/records", t.clinic.id),
         &BatchWriteRequest {
+            report: None,
             writes: vec![clinical_note_write(
                 &desk,
                 t.clinic.id,
@@ -400,6 +401,7 @@ fn removal_rotates_keys_revokes_sessions_and_locks_out_new_data() {
     let stale = t.owner_c.post(
         &format!("/api/clinics/{}/records", t.clinic.id),
         &BatchWriteRequest {
+            report: None,
             writes: vec![clinical_note_write(
                 &t.owner,
                 t.clinic.id,

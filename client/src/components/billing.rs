@@ -79,14 +79,7 @@ pub fn parse_money(s: &str) -> Result<i64, String> {
     Ok(if negative { -value } else { value })
 }
 
-/// Formats cents as `1234.50` / `-20.00`: always two decimals, no currency symbol and no
-/// thousands separator (the clinic's currency is not recorded; the same text parses back with
-/// [`parse_money`]). Exact for every `i64`, `i64::MIN` included.
-pub fn format_money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
+pub use optovault_shared::chart::billing::format_money;
 
 // ---- the chart's ledger ---------------------------------------------------------------------
 

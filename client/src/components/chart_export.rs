@@ -153,13 +153,16 @@ pub fn ChartExport(
         };
         let text = serde_json::to_string_pretty(&bundle).unwrap_or_default();
         // The export is an access event, logged before the file is handed over.
+        let summary = format!("FHIR export downloaded: {what}");
         leptos::task::spawn_local(async move {
-            let logged = crate::api::document_generated(
+            let Some(me) = app.me() else { return };
+            let logged = crate::audit::log_document(
+                app,
+                &me,
                 clinic_id,
-                &optovault_shared::wire::DocumentGenerated {
-                    document: optovault_shared::wire::DocumentKind::FhirExport,
-                    chart_id: Some(chart_id),
-                },
+                optovault_shared::wire::DocumentKind::FhirExport,
+                Some(chart_id),
+                summary,
             )
             .await;
             if let Err(e) = logged {

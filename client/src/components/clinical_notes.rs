@@ -71,6 +71,7 @@ pub fn ClinicalNotes(
                 expected_version: 0,
                 compartment: Compartment::Clinical,
                 body: &body,
+                previous: None,
             };
             match write_record(app, &me, clinic, &draft).await {
                 Ok((done, clinic)) => {

@@ -1,4 +1,5 @@
 pub mod account;
+pub mod audit;
 pub mod calendar;
 pub mod clinics;
 pub mod invite;

@@ -18,6 +18,7 @@ use crate::components::attachments::Attachments;
 use crate::components::billing::Billing;
 use crate::components::chart_access::ChartAccess;
 use crate::components::chart_export::ChartExport;
+use crate::components::chart_viewers::ChartViewers;
 use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::exams::Exams;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
@@ -520,6 +521,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Attachments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <ChartViewers me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                 }
             })}
         </main>

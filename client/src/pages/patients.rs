@@ -105,6 +105,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     let clinic = RwSignal::new(None::<Arc<Clinic>>);
     let error = RwSignal::new(None::<String>);
     let query = RwSignal::new(String::new());
+    let me_id = me.account_id;
 
     // Fetches what changed since the store's cursor (the whole clinic only the first time).
     let sync_now = move || {
@@ -120,9 +121,11 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
             };
             clinic.set(Some(c.clone()));
             error.set(None);
-            if let Err(e) = sync(app, me, c, store_arc).await {
-                report_error(app, &navigate, error, e);
+            if let Err(e) = sync(app, me.clone(), c.clone(), store_arc).await {
+                return report_error(app, &navigate, error, e);
             }
+            // An owner's visit signs the audit log's head (once per session).
+            crate::audit::on_owner_open(app, me, c).await;
         });
     };
     sync_now();
@@ -180,6 +183,9 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     <a id="calendar-link" class="button secondary" href=format!("/clinics/{clinic_id}/calendar")>"Calendar"</a>
                     <a id="worklist-link" class="button secondary" href=format!("/clinics/{clinic_id}/worklist")>"Reminders"</a>
                     <a id="members-link" class="button secondary" href=members_href>"Team"</a>
+                    {move || clinic.get().filter(|c| c.is_owner(&me_id)).map(|_| view! {
+                        <a id="audit-link" class="button secondary" href=format!("/clinics/{clinic_id}/audit")>"Audit log"</a>
+                    })}
                     <a id="new-patient" class="button primary" href=new_href>"New patient"</a>
                 </div>
             </div>

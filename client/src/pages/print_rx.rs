@@ -19,7 +19,7 @@ use optovault_shared::chart::{
     SpectacleRx,
 };
 use optovault_shared::domain::{Patient, RecordBody};
-use optovault_shared::wire::{DocumentGenerated, DocumentKind};
+use optovault_shared::wire::DocumentKind;
 use uuid::Uuid;
 
 use crate::clinic::ensure_clinic;
@@ -121,6 +121,7 @@ fn PrintDocument(
         reason: RwSignal::new(String::new()),
     };
     let me_name = me.username.clone();
+    let me_for_log = StoredValue::new(me.clone());
     let printable = move || {
         source.with(|s| match (&s.patient, &s.body) {
             (Some(_), Some(RecordBody::Exam(_))) => referral,
@@ -137,15 +138,17 @@ fn PrintDocument(
             _ => DocumentKind::SpectacleRx,
         });
         print_error.set(None);
+        let summary = match document {
+            DocumentKind::ContactLensRx => "Contact-lens Rx printed",
+            DocumentKind::ReferralLetter => "Referral letter printed",
+            _ => "Spectacle Rx printed",
+        }
+        .to_string();
+        let me = me_for_log.get_value();
         leptos::task::spawn_local(async move {
-            let logged = crate::api::document_generated(
-                clinic_id,
-                &DocumentGenerated {
-                    document,
-                    chart_id: Some(chart_id),
-                },
-            )
-            .await;
+            let logged =
+                crate::audit::log_document(app, &me, clinic_id, document, Some(chart_id), summary)
+                    .await;
             match logged {
                 Ok(()) => {
                     if let Some(w) = web_sys::window() {

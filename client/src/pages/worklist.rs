@@ -15,10 +15,9 @@ use optovault_shared::chart::schedule::{
 };
 use optovault_shared::chart::{add_days, StaffRef};
 use optovault_shared::domain::{Patient, PatientStatus, RecordBody};
-use optovault_shared::wire::{DocumentGenerated, DocumentKind};
+use optovault_shared::wire::DocumentKind;
 use uuid::Uuid;
 
-use crate::api;
 use crate::components::app_header::AppHeader;
 use crate::components::appointments::{type_label, when};
 use crate::pages::calendar::entries;
@@ -232,17 +231,21 @@ fn Worklist(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     });
 
     // The CSV and the printout hold patients' contact details: each is an access event first.
+    let me_for_log = StoredValue::new(me.clone());
     let logged_then = move |document: DocumentKind, then: Box<dyn FnOnce()>| {
+        let me = me_for_log.get_value();
+        let summary = format!(
+            "Reminder list {} for {} ({} tasks)",
+            if document == DocumentKind::RemindersCsv {
+                "downloaded as CSV"
+            } else {
+                "printed"
+            },
+            day.get_untracked(),
+            list.with_untracked(|l| l.len())
+        );
         spawn_local(async move {
-            match api::document_generated(
-                clinic_id,
-                &DocumentGenerated {
-                    document,
-                    chart_id: None,
-                },
-            )
-            .await
-            {
+            match crate::audit::log_document(app, &me, clinic_id, document, None, summary).await {
                 Ok(()) => then(),
                 Err(e) => error.set(Some(e.message)),
             }

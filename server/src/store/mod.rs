@@ -18,8 +18,8 @@ pub mod suite;
 use async_trait::async_trait;
 use optovault_shared::roster::SignedRosterEntry;
 use optovault_shared::wire::{
-    Acceptance, AccessEvent, ClinicPolicy, InvitationStatus, PublicKeys, Role, SealedBlob,
-    SealedSecret, WrappedKey,
+    Acceptance, AuditCheckpoint, AuditEntry, AuditKeySetup, ClinicPolicy, InvitationStatus,
+    PublicKeys, ReportedDetail, Role, SealedBlob, SealedSecret, WrappedKey,
 };
 use optovault_shared::{Compartment, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -292,8 +292,8 @@ pub struct WriteOutcome {
     pub seq: u64,
 }
 
-/// An access event before the store numbers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An audit entry before the store numbers and chains it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventDraft {
     pub at: UnixTime,
     pub actor: Option<Uuid>,
@@ -304,6 +304,8 @@ pub struct EventDraft {
     pub count: u32,
     pub outcome: &'static str,
     pub ip: Option<String>,
+    /// A client-reported detail, sealed to the clinic's audit key (opaque to the server).
+    pub detail: Option<ReportedDetail>,
 }
 
 /// An encrypted file (image, scan, document): its upload parameters as the client declared them.
@@ -380,6 +382,15 @@ impl FileRow {
 pub const INCOMPLETE_FILE_TTL_SECS: i64 = 24 * 3600;
 
 /// The reasons (as `StoreError::Conflict`) a file operation is refused.
+pub mod audit_conflict {
+    /// A checkpoint whose hash is not that of the entry it names (or names no entry).
+    pub const CHECKPOINT_MISMATCH: &str = "checkpoint mismatch";
+    /// A checkpoint at or before the clinic's last one.
+    pub const CHECKPOINT_STALE: &str = "checkpoint stale";
+    /// The clinic already has an audit key.
+    pub const AUDIT_KEY_EXISTS: &str = "audit key";
+}
+
 pub mod file_conflict {
     /// Creating a file whose id exists with other parameters or by someone else.
     pub const EXISTS: &str = "file";
@@ -539,14 +550,14 @@ pub trait Store: Send + Sync + 'static {
     /// The clinics an account belongs to, with its membership in each.
     async fn clinics_of(&self, account_id: Uuid) -> StoreResult<Vec<(ClinicRow, MemberRow)>>;
 
-    /// Writes record versions atomically (all or none), appends `event` in the same transaction,
-    /// and flushes before returning.
+    /// Writes record versions atomically (all or none), appends `events` to the audit log in the
+    /// same transaction, and flushes before returning.
     async fn write_records(
         &self,
         clinic_id: Uuid,
         writes: Vec<RecordWriteRow>,
         now: UnixTime,
-        event: EventDraft,
+        events: Vec<EventDraft>,
     ) -> StoreResult<Vec<WriteOutcome>>;
     async fn record(&self, clinic_id: Uuid, record_id: Uuid) -> StoreResult<Option<RecordRow>>;
     /// Records ordered by id, starting after `after`.
@@ -564,16 +575,41 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<(Vec<RecordRow>, u64)>;
 
-    /// Appends an access event. With `durable`, it is flushed before returning; otherwise it is
-    /// flushed by the backend's periodic flush (read events, which are frequent).
+    /// Appends an entry to the audit log of its clinic (or the account-level log), chained to
+    /// the one before. With `durable`, it is flushed before returning; otherwise it is flushed by
+    /// the backend's periodic flush (read events, which are frequent).
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64>;
-    /// Events of one clinic (or the account-level log with `None`) with `seq > since`.
-    async fn events(
+    /// Entries of one clinic's log (or the account-level log with `None`) with `seq > since`.
+    async fn audit_entries(
         &self,
         clinic_id: Option<Uuid>,
         since: u64,
         limit: usize,
-    ) -> StoreResult<Vec<AccessEvent>>;
+    ) -> StoreResult<Vec<AuditEntry>>;
+    /// The last seq and hash of a log (0 and the genesis hash when empty).
+    async fn audit_head(&self, clinic_id: Option<Uuid>) -> StoreResult<(u64, [u8; 32])>;
+    /// Every log that has entries: `None` for the account-level log, then clinics by id.
+    async fn audit_logs(&self) -> StoreResult<Vec<Option<Uuid>>>;
+    /// Stores the clinic's audit key and appends `event`, in one transaction; `Conflict` if the
+    /// clinic has one.
+    async fn set_audit_key(
+        &self,
+        clinic_id: Uuid,
+        key: AuditKeySetup,
+        event: EventDraft,
+    ) -> StoreResult<()>;
+    async fn audit_key(&self, clinic_id: Uuid) -> StoreResult<Option<AuditKeySetup>>;
+    /// Stores a signed checkpoint after checking, in one transaction with appending `event`,
+    /// that it names an existing entry by its hash (`Conflict(CHECKPOINT_MISMATCH)`) past the
+    /// clinic's last checkpoint (`Conflict(CHECKPOINT_STALE)`).
+    async fn add_checkpoint(
+        &self,
+        clinic_id: Uuid,
+        checkpoint: AuditCheckpoint,
+        event: EventDraft,
+    ) -> StoreResult<()>;
+    /// A clinic's checkpoints, oldest first.
+    async fn checkpoints(&self, clinic_id: Uuid) -> StoreResult<Vec<AuditCheckpoint>>;
     /// Starts a file upload: stores `file` (incomplete) after re-checking `guard` (author =
     /// `file.uploaded_by`, sealed epoch = `file.epoch`, against `file.chart_id`) in the same
     /// transaction. If the id exists and describes the same upload by the same uploader (a retried

@@ -14,14 +14,16 @@
 //! | `records` | clinic id ‖ record id | seq ‖ version |
 //! | `feed` | clinic id ‖ seq | record id ‖ chart id ‖ version ‖ updated_at ‖ compartment ‖ envelope JSON |
 //! | `heads` | clinic id | last seq |
-//! | `events` | clinic id (nil for account-level) ‖ seq | `AccessEvent` (JSON) |
+//! | `events` | clinic id (nil for account-level) ‖ seq | `AuditEntry` (JSON), hash-chained |
 //! | `roster` | clinic id ‖ seq | `RosterRow` (JSON) |
 //! | `roster_heads` | clinic id | seq ‖ hash ‖ key epoch |
 //! | `invitations` | clinic id ‖ invitation id | `InvitationRow` (JSON) |
 //! | `charts` | clinic id ‖ chart id | `ChartRow` (JSON): restricted charts |
 //! | `throttle` | `user:<name>` or `ip:<address>` | `ThrottleRow` (JSON): login backoff |
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
-//! | `event_heads` | clinic id (nil for account-level) | last event seq |
+//! | `event_heads` | clinic id (nil for account-level) | last entry's seq ‖ hash (the chain head) |
+//! | `audit_keys` | clinic id | `AuditKeySetup` (JSON): the audit key's public half, wrapped secret |
+//! | `audit_checkpoints` | clinic id ‖ seq | `AuditCheckpoint` (JSON), signed by an owner |
 //! | `files` | clinic id ‖ file id | `FileRow` (JSON) |
 //! | `file_chunks` | clinic id ‖ file id ‖ index (u32) | chunk ciphertext, as received |
 //! | `file_chunk_lens` | clinic id ‖ file id ‖ index (u32) | chunk length (u32): which chunks are present, without reading them |
@@ -33,7 +35,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use optovault_shared::wire::{AccessEvent, ClinicPolicy};
+use optovault_shared::audit::{entry_hash, GENESIS_HASH};
+use optovault_shared::wire::{AuditEntry, ClinicPolicy};
+use optovault_shared::B64;
 use optovault_shared::{Compartment, UnixTime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,6 +67,8 @@ struct Inner {
     heads: Tree,
     events: Tree,
     event_heads: Tree,
+    audit_keys: Tree,
+    audit_checkpoints: Tree,
     roster: Tree,
     roster_heads: Tree,
     invitations: Tree,
@@ -143,20 +149,29 @@ fn event_scope(clinic_id: Option<Uuid>) -> Uuid {
     clinic_id.unwrap_or(Uuid::nil())
 }
 
-/// Appends an event inside a transaction; returns its seq.
+/// A log's head as stored in `event_heads`: seq ‖ hash.
+fn decode_event_head(b: &[u8]) -> StoreResult<(u64, [u8; 32])> {
+    if b.len() != 40 {
+        return Err(StoreError::Corrupt("event_heads"));
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&b[8..]);
+    Ok((be_u64(&b[..8])?, hash))
+}
+
+/// Appends an entry to its log inside a transaction, chained to the head; returns its seq.
 fn append_event_tx(
     events: &TransactionalTree,
     heads: &TransactionalTree,
     e: &EventDraft,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let scope = event_scope(e.clinic_id);
-    let last = match heads.get(scope.as_bytes())? {
-        Some(b) => be_u64(&b).map_err(ConflictableTransactionError::Abort)?,
-        None => 0,
+    let (last, prev_hash) = match heads.get(scope.as_bytes())? {
+        Some(b) => decode_event_head(&b).map_err(ConflictableTransactionError::Abort)?,
+        None => (0, GENESIS_HASH),
     };
     let seq = last + 1;
-    heads.insert(scope.as_bytes(), &seq.to_be_bytes())?;
-    let row = AccessEvent {
+    let mut row = AuditEntry {
         seq,
         at: e.at,
         actor: e.actor,
@@ -166,7 +181,16 @@ fn append_event_tx(
         count: e.count,
         outcome: e.outcome.to_string(),
         ip: e.ip.clone(),
+        detail: e.detail.clone(),
+        prev_hash: B64(prev_hash.to_vec()),
+        hash: B64(Vec::new()),
     };
+    let hash = entry_hash(&row);
+    row.hash = B64(hash.to_vec());
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(&seq.to_be_bytes());
+    head.extend_from_slice(&hash);
+    heads.insert(scope.as_bytes(), head)?;
     events.insert(key2(&scope, &seq.to_be_bytes()), to_json(&row))?;
     Ok(seq)
 }
@@ -447,6 +471,8 @@ impl SledStore {
             heads: t("heads")?,
             events: t("events")?,
             event_heads: t("event_heads")?,
+            audit_keys: t("audit_keys")?,
+            audit_checkpoints: t("audit_checkpoints")?,
             roster: t("roster")?,
             roster_heads: t("roster_heads")?,
             invitations: t("invitations")?,
@@ -1189,7 +1215,7 @@ impl Store for SledStore {
         clinic_id: Uuid,
         writes: Vec<RecordWriteRow>,
         now: UnixTime,
-        event: EventDraft,
+        events: Vec<EventDraft>,
     ) -> StoreResult<Vec<WriteOutcome>> {
         self.run(move |s| {
             let trees = (
@@ -1203,7 +1229,7 @@ impl Store for SledStore {
                 &s.roster_heads,
             );
             let r = trees.transaction(
-                |(records, feed, heads, events, event_heads, members, charts, roster_heads)| {
+                |(records, feed, heads, audit, event_heads, members, charts, roster_heads)| {
                     let guards = GuardTrees {
                         members,
                         charts,
@@ -1211,7 +1237,9 @@ impl Store for SledStore {
                     };
                     check_guards_tx(&guards, &clinic_id, &writes)?;
                     let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
-                    append_event_tx(events, event_heads, &event)?;
+                    for event in &events {
+                        append_event_tx(audit, event_heads, event)?;
+                    }
                     Ok(out)
                 },
             );
@@ -1305,12 +1333,12 @@ impl Store for SledStore {
         .await
     }
 
-    async fn events(
+    async fn audit_entries(
         &self,
         clinic_id: Option<Uuid>,
         since: u64,
         limit: usize,
-    ) -> StoreResult<Vec<AccessEvent>> {
+    ) -> StoreResult<Vec<AuditEntry>> {
         self.run(move |s| {
             let scope = event_scope(clinic_id);
             let start = key2(&scope, &since.saturating_add(1).to_be_bytes());
@@ -1326,6 +1354,135 @@ impl Store for SledStore {
         })
         .await
     }
+
+    async fn audit_head(&self, clinic_id: Option<Uuid>) -> StoreResult<(u64, [u8; 32])> {
+        self.run(
+            move |s| match s.event_heads.get(event_scope(clinic_id).as_bytes())? {
+                Some(b) => decode_event_head(&b),
+                None => Ok((0, GENESIS_HASH)),
+            },
+        )
+        .await
+    }
+
+    async fn audit_logs(&self) -> StoreResult<Vec<Option<Uuid>>> {
+        self.run(move |s| {
+            s.event_heads
+                .iter()
+                .keys()
+                .map(|k| {
+                    let id = uuid_at(&k?, 0)?;
+                    Ok((!id.is_nil()).then_some(id))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_audit_key(
+        &self,
+        clinic_id: Uuid,
+        key: AuditKeySetup,
+        event: EventDraft,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = (&s.audit_keys, &s.events, &s.event_heads).transaction(
+                |(keys, events, event_heads)| {
+                    if keys.get(clinic_id.as_bytes())?.is_some() {
+                        return abort(StoreError::Conflict(
+                            audit_conflict::AUDIT_KEY_EXISTS.into(),
+                        ));
+                    }
+                    keys.insert(clinic_id.as_bytes(), to_json(&key))?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok(())
+                },
+            );
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn audit_key(&self, clinic_id: Uuid) -> StoreResult<Option<AuditKeySetup>> {
+        self.run(move |s| {
+            s.audit_keys
+                .get(clinic_id.as_bytes())?
+                .map(|v| from_json("audit_keys", &v))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn add_checkpoint(
+        &self,
+        clinic_id: Uuid,
+        checkpoint: AuditCheckpoint,
+        event: EventDraft,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            // The newest checkpoint, read before the transaction (sled transactions cannot
+            // range-scan) and re-checked inside it by its key.
+            let prefix_end = key2(&clinic_id, &u64::MAX.to_be_bytes());
+            let last = s
+                .audit_checkpoints
+                .range(key2(&clinic_id, &0u64.to_be_bytes())..=prefix_end)
+                .next_back()
+                .transpose()?
+                .map(|(k, _)| be_u64(&k[16..]))
+                .transpose()?
+                .unwrap_or(0);
+            let r = (&s.audit_checkpoints, &s.events, &s.event_heads).transaction(
+                |(cps, events, event_heads)| {
+                    if checkpoint.seq <= last
+                        || cps
+                            .get(key2(&clinic_id, &checkpoint.seq.to_be_bytes()))?
+                            .is_some()
+                    {
+                        return abort(StoreError::Conflict(
+                            audit_conflict::CHECKPOINT_STALE.into(),
+                        ));
+                    }
+                    let entry: Option<AuditEntry> = events
+                        .get(key2(&clinic_id, &checkpoint.seq.to_be_bytes()))?
+                        .map(|v| from_json("events", &v))
+                        .transpose()
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    match entry {
+                        Some(e) if e.hash == checkpoint.head_hash => {}
+                        _ => {
+                            return abort(StoreError::Conflict(
+                                audit_conflict::CHECKPOINT_MISMATCH.into(),
+                            ))
+                        }
+                    }
+                    cps.insert(
+                        key2(&clinic_id, &checkpoint.seq.to_be_bytes()),
+                        to_json(&checkpoint),
+                    )?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok(())
+                },
+            );
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, clinic_id: Uuid) -> StoreResult<Vec<AuditCheckpoint>> {
+        self.run(move |s| {
+            s.audit_checkpoints
+                .scan_prefix(clinic_id.as_bytes())
+                .map(|kv| {
+                    let (_, v) = kv?;
+                    from_json("audit_checkpoints", &v)
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn create_file(
         &self,
         clinic_id: Uuid,

@@ -48,6 +48,7 @@ fn event(clinic_id: Option<Uuid>, action: &'static str) -> EventDraft {
         count: 1,
         outcome: "ok",
         ip: None,
+        detail: None,
     }
 }
 
@@ -343,7 +344,11 @@ pub async fn file_chunks_until_completion(store: &dyn Store) {
             .await,
         file_conflict::NOT_UPLOADER
     ));
-    let events_before = store.events(Some(clinic), 0, 100).await.unwrap().len();
+    let events_before = store
+        .audit_entries(Some(clinic), 0, 100)
+        .await
+        .unwrap()
+        .len();
     let done = store
         .complete_file(
             clinic,
@@ -357,7 +362,7 @@ pub async fn file_chunks_until_completion(store: &dyn Store) {
     assert_eq!(done.completed_at, Some(FILE_T0 + 10));
     assert!(done.is_complete());
     assert_eq!(store.file(clinic, id).await.unwrap(), Some(done.clone()));
-    let events = store.events(Some(clinic), 0, 100).await.unwrap();
+    let events = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
     assert_eq!(events.len(), events_before + 1);
     assert_eq!(events.last().unwrap().action, "file_uploaded");
     // Completing again is harmless: same row, no second event.
@@ -373,7 +378,11 @@ pub async fn file_chunks_until_completion(store: &dyn Store) {
         .unwrap();
     assert_eq!(again, done);
     assert_eq!(
-        store.events(Some(clinic), 0, 100).await.unwrap().len(),
+        store
+            .audit_entries(Some(clinic), 0, 100)
+            .await
+            .unwrap()
+            .len(),
         events_before + 1
     );
     // Immutable: no chunk can be added or replaced.
@@ -567,7 +576,12 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
         ..write(Uuid::new_v4(), 0, "g")
     };
     assert!(store
-        .write_records(clinic, vec![guarded(owner, 1)], 1, event(Some(clinic), "w"))
+        .write_records(
+            clinic,
+            vec![guarded(owner, 1)],
+            1,
+            vec![event(Some(clinic), "w")]
+        )
         .await
         .is_ok());
     assert!(matches!(
@@ -576,14 +590,19 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
                 clinic,
                 vec![guarded(Uuid::new_v4(), 1)],
                 1,
-                event(Some(clinic), "w")
+                vec![event(Some(clinic), "w")]
             )
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .write_records(clinic, vec![guarded(owner, 2)], 1, event(Some(clinic), "w"))
+            .write_records(
+                clinic,
+                vec![guarded(owner, 2)],
+                1,
+                vec![event(Some(clinic), "w")]
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -599,11 +618,21 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store
-        .write_records(clinic, vec![guarded(owner, 1)], 1, event(Some(clinic), "w"))
+        .write_records(
+            clinic,
+            vec![guarded(owner, 1)],
+            1,
+            vec![event(Some(clinic), "w")]
+        )
         .await
         .is_err());
     assert!(store
-        .write_records(clinic, vec![guarded(owner, 2)], 1, event(Some(clinic), "w"))
+        .write_records(
+            clinic,
+            vec![guarded(owner, 2)],
+            1,
+            vec![event(Some(clinic), "w")]
+        )
         .await
         .is_ok());
     // A restricted chart: its own epoch, its care team only.
@@ -613,7 +642,7 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
             clinic,
             vec![write(chart_id, 0, "p")],
             1,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -637,11 +666,11 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
         ..write(Uuid::new_v4(), 0, "c")
     };
     assert!(store
-        .write_records(clinic, vec![on_chart(2)], 1, event(Some(clinic), "w"))
+        .write_records(clinic, vec![on_chart(2)], 1, vec![event(Some(clinic), "w")])
         .await
         .is_err());
     assert!(store
-        .write_records(clinic, vec![on_chart(1)], 1, event(Some(clinic), "w"))
+        .write_records(clinic, vec![on_chart(1)], 1, vec![event(Some(clinic), "w")])
         .await
         .is_ok());
 }
@@ -670,7 +699,7 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
             clinic,
             vec![write(chart_id, 0, "patient v1")],
             1,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1239,7 +1268,7 @@ pub async fn record_writes_and_conflicts(store: &dyn Store) {
             clinic,
             vec![write(r, 0, "v1")],
             10,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1257,7 +1286,7 @@ pub async fn record_writes_and_conflicts(store: &dyn Store) {
             clinic,
             vec![write(r, 0, "again")],
             11,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap_err();
@@ -1270,7 +1299,7 @@ pub async fn record_writes_and_conflicts(store: &dyn Store) {
             clinic,
             vec![write(r, 1, "v2")],
             12,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1282,7 +1311,7 @@ pub async fn record_writes_and_conflicts(store: &dyn Store) {
             clinic,
             vec![write(r, 1, "stale")],
             13,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap_err();
@@ -1305,16 +1334,20 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store) {
             clinic,
             vec![write(existing, 0, "a")],
             1,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
-    let events_before = store.events(Some(clinic), 0, 1000).await.unwrap().len();
+    let events_before = store
+        .audit_entries(Some(clinic), 0, 1000)
+        .await
+        .unwrap()
+        .len();
     let fresh: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     let mut batch: Vec<_> = fresh.iter().map(|id| write(*id, 0, "new")).collect();
     batch.push(write(existing, 7, "conflicting"));
     assert!(store
-        .write_records(clinic, batch, 2, event(Some(clinic), "w"))
+        .write_records(clinic, batch, 2, vec![event(Some(clinic), "w")])
         .await
         .is_err());
     for id in &fresh {
@@ -1323,14 +1356,18 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store) {
     let (changes, head) = store.changes(clinic, 0, 100).await.unwrap();
     assert_eq!((changes.len(), head), (1, 1));
     assert_eq!(
-        store.events(Some(clinic), 0, 1000).await.unwrap().len(),
+        store
+            .audit_entries(Some(clinic), 0, 1000)
+            .await
+            .unwrap()
+            .len(),
         events_before,
         "a failed write appends no event"
     );
     // The same batch without the conflict writes all, with consecutive seqs.
     let batch: Vec<_> = fresh.iter().map(|id| write(*id, 0, "new")).collect();
     let out = store
-        .write_records(clinic, batch, 3, event(Some(clinic), "w"))
+        .write_records(clinic, batch, 3, vec![event(Some(clinic), "w")])
         .await
         .unwrap();
     assert_eq!(
@@ -1347,7 +1384,7 @@ pub async fn change_feed(store: &dyn Store) {
             clinic,
             ids.iter().map(|id| write(*id, 0, "v1")).collect(),
             1,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1358,7 +1395,7 @@ pub async fn change_feed(store: &dyn Store) {
                 clinic,
                 vec![write(ids[i], 1, "v2")],
                 2,
-                event(Some(clinic), "w"),
+                vec![event(Some(clinic), "w")],
             )
             .await
             .unwrap();
@@ -1395,7 +1432,7 @@ pub async fn record_listing(store: &dyn Store) {
             clinic,
             ids.iter().map(|id| write(*id, 0, "x")).collect(),
             1,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1421,7 +1458,12 @@ pub async fn clinics_are_isolated(store: &dyn Store) {
     let (b, _) = new_clinic(store).await;
     let r = Uuid::new_v4();
     store
-        .write_records(a, vec![write(r, 0, "secret-a")], 1, event(Some(a), "w"))
+        .write_records(
+            a,
+            vec![write(r, 0, "secret-a")],
+            1,
+            vec![event(Some(a), "w")],
+        )
         .await
         .unwrap();
     assert_eq!(store.record(b, r).await.unwrap(), None);
@@ -1429,7 +1471,7 @@ pub async fn clinics_are_isolated(store: &dyn Store) {
     assert_eq!(store.changes(b, 0, 100).await.unwrap(), (vec![], 0));
     // The same record id in clinic B is a different record.
     let out = store
-        .write_records(b, vec![write(r, 0, "b")], 1, event(Some(b), "w"))
+        .write_records(b, vec![write(r, 0, "b")], 1, vec![event(Some(b), "w")])
         .await
         .unwrap();
     assert_eq!((out[0].version, out[0].seq), (1, 1));
@@ -1455,20 +1497,31 @@ pub async fn events_are_appended_per_clinic(store: &dyn Store) {
             clinic,
             vec![write(Uuid::new_v4(), 0, "x")],
             1,
-            event(Some(clinic), "records_written"),
+            vec![event(Some(clinic), "records_written")],
         )
         .await
         .unwrap();
-    let evs = store.events(Some(clinic), 0, 100).await.unwrap();
+    let evs = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
     assert_eq!(
         evs.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         vec!["records_read", "records_read", "records_written"]
     );
     assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(evs.iter().all(|e| e.clinic_id == Some(clinic)));
-    assert_eq!(store.events(Some(clinic), 2, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .audit_entries(Some(clinic), 2, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let (other, _) = new_clinic(store).await;
-    assert!(store.events(Some(other), 0, 100).await.unwrap().is_empty());
+    assert!(store
+        .audit_entries(Some(other), 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn concurrent_writes_keep_sequence_gapless(store: &dyn Store) {
@@ -1493,7 +1546,7 @@ async fn futures_join(store: &dyn Store, clinic: Uuid) -> Vec<Vec<WriteOutcome>>
                     clinic,
                     vec![write(Uuid::new_v4(), 0, "c")],
                     n as i64,
-                    event(Some(clinic), "w"),
+                    vec![event(Some(clinic), "w")],
                 )
                 .await
                 .unwrap();
@@ -1514,7 +1567,7 @@ pub async fn seed_for_reopen(store: &dyn Store) -> Uuid {
             clinic,
             vec![write(r, 0, "persisted")],
             5,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();
@@ -1531,7 +1584,7 @@ pub async fn check_after_reopen(store: &dyn Store, clinic: Uuid) {
             clinic,
             vec![write(Uuid::new_v4(), 0, "next")],
             6,
-            event(Some(clinic), "w"),
+            vec![event(Some(clinic), "w")],
         )
         .await
         .unwrap();

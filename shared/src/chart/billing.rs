@@ -60,6 +60,15 @@ pub struct Invoice {
     pub notes: String,
 }
 
+/// Formats cents as `1234.50` / `-20.00`: always two decimals, no currency symbol and no
+/// thousands separator (the clinic's currency is not recorded; the client parses the same text
+/// back). Exact for every `i64`, `i64::MIN` included.
+pub fn format_money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
 /// An invoice's sums, in cents: `total = insurance + patient`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceTotals {

@@ -117,7 +117,11 @@ fn main() {
             .collect();
         bodies.push((
             end - start,
-            serde_json::to_vec(&BatchWriteRequest { writes }).unwrap(),
+            serde_json::to_vec(&BatchWriteRequest {
+                writes,
+                report: None,
+            })
+            .unwrap(),
         ));
         start = end;
     }
