@@ -329,6 +329,17 @@ pub async fn write_records(
     Ok(r.results)
 }
 
+/// Every version of a record, oldest first.
+pub async fn record_history(
+    clinic_id: Uuid,
+    record_id: Uuid,
+) -> ApiResult<optovault_shared::wire::RecordHistory> {
+    get(&format!(
+        "/api/clinics/{clinic_id}/records/{record_id}/versions"
+    ))
+    .await
+}
+
 pub async fn get_record(clinic_id: Uuid, record_id: Uuid) -> ApiResult<StoredRecord> {
     get(&format!("/api/clinics/{clinic_id}/records/{record_id}")).await
 }

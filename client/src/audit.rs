@@ -98,26 +98,26 @@ pub async fn audit_key(
     if let Some(k) = app.audit_key(&clinic.id) {
         return Ok(Some(k));
     }
-    let view = match api::audit_key(clinic.id).await {
-        Err(e) if e.code == "no_audit_key" && clinic.is_owner(&me.account_id) => {
-            create_key(me, clinic).await?;
-            api::audit_key(clinic.id).await?
+    let mut view = api::audit_key(clinic.id).await?;
+    if view.public.is_none() {
+        if !clinic.is_owner(&me.account_id) {
+            return Ok(None);
         }
-        Err(e) if e.code == "no_audit_key" => return Ok(None),
-        r => r?,
-    };
-    check_public(clinic, &view.public)?;
+        create_key(me, clinic).await?;
+        view = api::audit_key(clinic.id).await?;
+    }
+    let public = view
+        .public
+        .ok_or_else(|| untrusted("The server did not keep the clinic's audit key."))?;
+    check_public(clinic, &public)?;
     let secret = match &view.wrapped {
         Some(w) => Some(
-            AuditKey::unwrap(&clinic.id, &view.public, w, &me.account_id, &me.keys)
+            AuditKey::unwrap(&clinic.id, &public, w, &me.account_id, &me.keys)
                 .map_err(|_| untrusted("The audit key wrapped to you could not be opened."))?,
         ),
         None => None,
     };
-    let key = Arc::new(TrustedAuditKey {
-        public: view.public,
-        secret,
-    });
+    let key = Arc::new(TrustedAuditKey { public, secret });
     if app.is_current(me) {
         app.keep_audit_key(clinic.id, key.clone());
     }

@@ -251,8 +251,8 @@ pub async fn document_generated(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The clinic's audit key: its signed public half for every member, and the wrapped secret for
-/// an owner it was wrapped to.
+/// The clinic's audit key: its signed public half for every member (none before an owner made
+/// it), and the wrapped secret for an owner it was wrapped to.
 #[utoipa::path(get, path = "/api/clinics/{clinic_id}/audit/key", params(("clinic_id" = Uuid, Path)),
     responses((status = 200, body = AuditKeyView), (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "audit")]
 pub async fn audit_key(
@@ -261,20 +261,18 @@ pub async fn audit_key(
     ApiPath(clinic_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AuditKeyView>> {
     require_member(&state, &auth, clinic_id).await?;
-    let key = state.store.audit_key(clinic_id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_audit_key",
-            "The clinic has no audit key yet.",
-        )
-    })?;
-    let wrapped = key
-        .wrapped
-        .into_iter()
-        .find(|w| w.recipient == auth.account_id);
-    Ok(Json(AuditKeyView {
-        public: key.public,
-        wrapped,
+    Ok(Json(match state.store.audit_key(clinic_id).await? {
+        None => AuditKeyView {
+            public: None,
+            wrapped: None,
+        },
+        Some(key) => AuditKeyView {
+            wrapped: key
+                .wrapped
+                .into_iter()
+                .find(|w| w.recipient == auth.account_id),
+            public: Some(key.public),
+        },
     }))
 }
 

@@ -138,7 +138,14 @@ pub async fn create(
         acceptance: None,
         invitee_anchor: None,
     };
-    match state.store.create_invitation(row.clone()).await {
+    let event = clinic_event(
+        &auth,
+        clinic_id,
+        "invitation_created",
+        Some(req.invitation_id),
+        1,
+    );
+    match state.store.create_invitation(row.clone(), event).await {
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -148,19 +155,6 @@ pub async fn create(
         }
         other => other?,
     }
-    state
-        .store
-        .append_event(
-            clinic_event(
-                &auth,
-                clinic_id,
-                "invitation_created",
-                Some(row.invitation_id),
-                1,
-            ),
-            true,
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(view(row, at))))
 }
 

@@ -169,24 +169,24 @@ pub async fn add(
             .clone()
             .ok_or(StoreError::Corrupt("invitations"))?,
     };
+    let joined = clinic_event(
+        &auth,
+        clinic_id,
+        "member_joined",
+        Some(member.account_id),
+        1,
+    );
     state
         .store
-        .add_member(clinic_id, row, member.clone(), req.invitation_id)
+        .add_member(
+            clinic_id,
+            row,
+            member.clone(),
+            req.invitation_id,
+            vec![joined],
+        )
         .await
         .map_err(conflict)?;
-    state
-        .store
-        .append_event(
-            clinic_event(
-                &auth,
-                clinic_id,
-                "member_joined",
-                Some(member.account_id),
-                1,
-            ),
-            true,
-        )
-        .await?;
     let account = state
         .store
         .account(member.account_id)
@@ -271,27 +271,17 @@ pub async fn rotate(
     .await?;
     let signed = row.signed.clone();
     let seq = row.seq;
+    let events = vec![
+        clinic_event(&auth, clinic_id, action, Some(affected), 1),
+        clinic_event(&auth, clinic_id, "keys_rotated", None, after.key_epoch),
+    ];
     state
         .store
-        .rotate(clinic_id, row, change, req.wrapped_keys, charts)
+        .rotate(clinic_id, row, change, req.wrapped_keys, charts, events)
         .await
         .map_err(conflict)?;
     let revoked = state.store.revoke_sessions_of(affected).await?;
     tracing::info!(clinic = %clinic_id, seq, sessions_revoked = revoked, "{action}; keys rotated");
-    state
-        .store
-        .append_event(
-            clinic_event(&auth, clinic_id, action, Some(affected), 1),
-            true,
-        )
-        .await?;
-    state
-        .store
-        .append_event(
-            clinic_event(&auth, clinic_id, "keys_rotated", None, after.key_epoch),
-            true,
-        )
-        .await?;
     Ok(Json(RosterPage {
         entries: vec![signed],
         head: seq,

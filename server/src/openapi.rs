@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         crate::records::batch_write,
         crate::records::write_one,
         crate::records::show,
+        crate::records::versions,
         crate::records::list,
         crate::records::changes,
         crate::records::read_many,

@@ -37,6 +37,10 @@ pub fn router() -> Router<AppState> {
             put(write_one).get(show),
         )
         .route("/api/clinics/{clinic_id}/records/read", post(read_many))
+        .route(
+            "/api/clinics/{clinic_id}/records/{record_id}/versions",
+            get(versions),
+        )
         .route("/api/clinics/{clinic_id}/changes", get(changes))
         .route(
             "/api/clinics/{clinic_id}/change-headers",
@@ -348,13 +352,34 @@ pub async fn show(
     auth: Authenticated,
     ApiPath((clinic_id, record_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<Response> {
-    let member = require_member(&state, &auth, clinic_id).await?;
+    let row = readable_row(&state, &auth, clinic_id, record_id).await?;
+    state
+        .store
+        .append_event(
+            clinic_event(&auth, clinic_id, "records_read", Some(record_id), 1),
+            false,
+        )
+        .await?;
+    Ok(json_response(
+        serde_json::to_vec(&raw(&row)?).expect("serialises"),
+    ))
+}
+
+/// One stored record the caller may read, or why not: 404 when it does not exist, 403 when its
+/// chart is restricted without the caller or the role does not grant its compartment.
+async fn readable_row(
+    state: &AppState,
+    auth: &Authenticated,
+    clinic_id: Uuid,
+    record_id: Uuid,
+) -> ApiResult<RecordRow> {
+    let member = require_member(state, auth, clinic_id).await?;
     let row = state
         .store
         .record(clinic_id, record_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !ChartAcl::load(&state, clinic_id)
+    if !ChartAcl::load(state, clinic_id)
         .await?
         .allows(&row.chart_id, &auth.account_id)
     {
@@ -369,15 +394,46 @@ pub async fn show(
             "Your role does not grant this record's compartment.",
         ));
     }
+    Ok(row)
+}
+
+#[derive(Serialize)]
+struct RawHistory<'a> {
+    versions: Vec<RawStored<'a>>,
+}
+
+/// Every version of a record, oldest first, the current one last: each as its author sealed and
+/// signed it, so the browser shows who wrote what and can restore an old version as a new one.
+#[utoipa::path(get, path = "/api/clinics/{clinic_id}/records/{record_id}/versions",
+    params(("clinic_id" = Uuid, Path), ("record_id" = Uuid, Path)),
+    responses((status = 200, body = optovault_shared::wire::RecordHistory), (status = 403, body = optovault_shared::wire::ApiErrorBody),
+    (status = 404, body = optovault_shared::wire::ApiErrorBody)), tag = "records")]
+pub async fn versions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, record_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let current = readable_row(&state, &auth, clinic_id, record_id).await?;
+    let mut rows = state.store.record_versions(clinic_id, record_id).await?;
+    rows.push(current);
     state
         .store
         .append_event(
-            clinic_event(&auth, clinic_id, "records_read", Some(record_id), 1),
+            clinic_event(
+                &auth,
+                clinic_id,
+                "record_history_read",
+                Some(record_id),
+                rows.len() as u32,
+            ),
             false,
         )
         .await?;
+    let body = RawHistory {
+        versions: rows.iter().map(raw).collect::<ApiResult<_>>()?,
+    };
     Ok(json_response(
-        serde_json::to_vec(&raw(&row)?).expect("serialises"),
+        serde_json::to_vec(&body).expect("serialises"),
     ))
 }
 

@@ -387,9 +387,10 @@ pub fn describe_change(
             ReportedAction::CreditNoteIssued,
             format!("Credit note {} issued", i.number),
         ),
-        (Some(RecordBody::Invoice(before)), RecordBody::Invoice(i))
-            if before.status != i.status
-                && i.status == crate::chart::billing::InvoiceStatus::Posted =>
+        (before, RecordBody::Invoice(i))
+            if i.status == crate::chart::billing::InvoiceStatus::Posted
+                && !matches!(before, Some(RecordBody::Invoice(b))
+                    if b.status == crate::chart::billing::InvoiceStatus::Posted) =>
         {
             let total = i
                 .totals()

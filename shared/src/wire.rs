@@ -627,6 +627,12 @@ wire! {
     }
 }
 wire! {
+    /// Every version of one record, oldest first; the last is the current one.
+    pub struct RecordHistory {
+        pub versions: Vec<StoredRecord>,
+    }
+}
+wire! {
     pub struct RecordPage {
         pub records: Vec<StoredRecord>,
         /// Pass as `after` to get the next page; absent on the last page.
@@ -807,10 +813,10 @@ wire! {
     }
 }
 wire! {
-    /// The clinic's audit key as one member sees it: the public half for everyone, the wrapped
-    /// secret only for an owner it was wrapped to.
+    /// The clinic's audit key as one member sees it: the public half for everyone (none before an
+    /// owner made it), the wrapped secret only for an owner it was wrapped to.
     pub struct AuditKeyView {
-        pub public: AuditKeyPublic,
+        pub public: Option<AuditKeyPublic>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub wrapped: Option<WrappedAuditKey>,
     }

@@ -201,6 +201,28 @@ test('the patient page tells the owner who opened the chart', async () => {
   await page.waitForSelector('li.chart-viewer');
   const viewers = await page.locator('li.chart-viewer').allInnerTexts();
   assert.ok(viewers.some((v) => v.startsWith(desk.username)), viewers.join('\n'));
+});
+
+test("the patient record's history shows who changed what, and an old version is restored", async () => {
+  const page = ownerPage;
+  await page.click('#patient-history-toggle');
+  await page.waitForSelector('li.history-version[data-version="2"]');
+  const v2 = page.locator('li.history-version[data-version="2"]');
+  assert.match(await v2.locator('strong').innerText(), new RegExp(`Version 2 — ${desk.username} — `));
+  assert.equal(await v2.locator('li.history-change').allInnerTexts().then((t) => t.join('\n')),
+    `phone: “${OLD_PHONE}” → “${NEW_PHONE}”`);
+  const v1 = page.locator('li.history-version[data-version="1"]');
+  assert.match(await v1.locator('strong').innerText(), new RegExp(`Version 1 — ${owner.username} — `));
+  assert.ok((await v1.locator('li.history-change').count()) >= 4, 'the first version lists every field it set');
+  assert.equal(await v2.locator('.history-restore').count(), 0, 'the current version is not restorable');
+  await v1.locator('.history-restore').click();
+  await page.waitForSelector('#patient-history-notice');
+  assert.equal(await page.innerText('#patient-history-notice'), 'Version 1 restored as version 3.');
+  await page.waitForSelector('li.history-version[data-version="3"]');
+  assert.equal(await page.locator('li.history-version[data-version="3"] li.history-change').innerText(),
+    `phone: “${NEW_PHONE}” → “${OLD_PHONE}”`);
+  await page.waitForFunction((phone) => document.querySelector('#phone')?.value === phone, OLD_PHONE);
+  await page.screenshot({ path: join(OUTPUT, 'record-history.png'), fullPage: true });
   assert.deepEqual(ownerPage.consoleErrors, []);
   assert.deepEqual(s.deskErrors, []);
 });

@@ -20,6 +20,7 @@ pub mod mfa_settings;
 pub mod mfa_step;
 pub mod passkey_settings;
 pub mod prescriptions;
+pub mod record_history;
 pub mod rx_form;
 pub mod spinner;
 pub mod strength_meter;

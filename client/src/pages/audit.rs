@@ -253,6 +253,7 @@ fn AuditLog(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         loading.set(true);
         let since = if fresh { 0 } else { cursor.get_untracked() };
         let me = me_stored.get_value();
+        let navigate = nav.get_value();
         spawn_local(async move {
             let key = match audit::audit_key(app, &me, &c).await {
                 Ok(k) => k,
@@ -273,7 +274,7 @@ fn AuditLog(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     cursor.set(page.cursor);
                     more.set(page.more);
                 }
-                Err(e) => nav.with_value(|n| report_error(app, n, error, e)),
+                Err(e) => report_error(app, &navigate, error, e),
             }
             loading.set(false);
         });

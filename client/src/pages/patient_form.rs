@@ -23,6 +23,7 @@ use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::exams::Exams;
 use crate::components::field::{input_id, FieldMessage, TextArea, TextField};
 use crate::components::prescriptions::Prescriptions;
+use crate::components::record_history::RecordHistory;
 use crate::components::spinner::Spinner;
 use crate::components::trends::Trends;
 use crate::pages::not_found::NotFound;
@@ -261,7 +262,9 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             let Some((v, p)) = store.with(|s| s.patients.get(&record_id).cloned()) else {
                 return;
             };
-            if v > known_version.get_untracked() && loaded.with_value(|l| l.as_ref() == Some(&p)) {
+            // A store change can reach this effect after the page is gone: nothing to update then.
+            let newer = known_version.try_get_untracked().is_some_and(|k| v > k);
+            if newer && loaded.try_with_value(|l| l.as_ref() == Some(&p)) == Some(true) {
                 known_version.set(v);
             }
         });
@@ -512,6 +515,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             {(!is_new).then(|| {
                 let ready = Signal::derive(move || !loading.get() && found.get());
                 view! {
+                    <RecordHistory me=notes_me.clone() clinic_id=clinic_id chart_id=record_id record_id=record_id id="patient" />
                     <Appointments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Trends clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Exams me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />

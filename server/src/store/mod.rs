@@ -456,8 +456,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Vec<RosterRow>, Option<RosterHead>)>;
     async fn roster_head(&self, clinic_id: Uuid) -> StoreResult<Option<RosterHead>>;
 
-    /// Stores a new invitation; `Conflict` if the id exists.
-    async fn create_invitation(&self, invitation: InvitationRow) -> StoreResult<()>;
+    /// Stores a new invitation and appends `event`, in one transaction; `Conflict` if the id
+    /// exists.
+    async fn create_invitation(
+        &self,
+        invitation: InvitationRow,
+        event: EventDraft,
+    ) -> StoreResult<()>;
     async fn invitation(
         &self,
         clinic_id: Uuid,
@@ -473,19 +478,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Admits a member atomically: appends the roster entry (which must follow the current head),
-    /// adds the member, and marks the invitation joined (it must still be accepted).
+    /// adds the member, marks the invitation joined (it must still be accepted) and appends
+    /// `events` to the audit log.
     async fn add_member(
         &self,
         clinic_id: Uuid,
         entry: RosterRow,
         member: MemberRow,
         invitation_id: Uuid,
+        events: Vec<EventDraft>,
     ) -> StoreResult<()>;
     /// Removes a member or changes a role and installs a new key epoch, atomically: appends the
     /// roster entry (which must follow the current head), applies `change`, and adds `new_keys`
     /// to the members they are wrapped to. A changed role keeps only the keys it still grants.
     /// `charts` are the restricted charts the change touches, with their new care team and key
-    /// epoch (their new keys are among `new_keys`).
+    /// epoch (their new keys are among `new_keys`). `events` go to the audit log in the same
+    /// transaction.
     async fn rotate(
         &self,
         clinic_id: Uuid,
@@ -493,6 +501,7 @@ pub trait Store: Send + Sync + 'static {
         change: MemberChange,
         new_keys: Vec<WrappedKey>,
         charts: Vec<ChartRow>,
+        events: Vec<EventDraft>,
     ) -> StoreResult<()>;
     /// The clinic's restricted charts.
     async fn charts(&self, clinic_id: Uuid) -> StoreResult<Vec<ChartRow>>;
@@ -560,6 +569,12 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<EventDraft>,
     ) -> StoreResult<Vec<WriteOutcome>>;
     async fn record(&self, clinic_id: Uuid, record_id: Uuid) -> StoreResult<Option<RecordRow>>;
+    /// Every replaced version of a record, oldest first (the current one is `record`).
+    async fn record_versions(
+        &self,
+        clinic_id: Uuid,
+        record_id: Uuid,
+    ) -> StoreResult<Vec<RecordRow>>;
     /// Records ordered by id, starting after `after`.
     async fn records(
         &self,

@@ -22,6 +22,7 @@
 //! | `throttle` | `user:<name>` or `ip:<address>` | `ThrottleRow` (JSON): login backoff |
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last entry's seq ‖ hash (the chain head) |
+//! | `versions` | clinic id ‖ record id ‖ version | seq ‖ feed row: every replaced version of a record (history) |
 //! | `audit_keys` | clinic id | `AuditKeySetup` (JSON): the audit key's public half, wrapped secret |
 //! | `audit_checkpoints` | clinic id ‖ seq | `AuditCheckpoint` (JSON), signed by an owner |
 //! | `files` | clinic id ‖ file id | `FileRow` (JSON) |
@@ -64,6 +65,7 @@ struct Inner {
     account_clinics: Tree,
     records: Tree,
     feed: Tree,
+    versions: Tree,
     heads: Tree,
     events: Tree,
     event_heads: Tree,
@@ -147,6 +149,12 @@ fn decode_feed_row(seq: u64, v: &[u8]) -> StoreResult<RecordRow> {
 
 fn event_scope(clinic_id: Option<Uuid>) -> Uuid {
     clinic_id.unwrap_or(Uuid::nil())
+}
+
+fn version_key(clinic_id: &Uuid, record_id: &Uuid, version: u64) -> Vec<u8> {
+    let mut k = key2(clinic_id, record_id.as_bytes());
+    k.extend_from_slice(&version.to_be_bytes());
+    k
 }
 
 /// A log's head as stored in `event_heads`: seq ‖ hash.
@@ -352,6 +360,7 @@ struct GuardTrees<'a> {
 fn apply_writes_tx(
     records: &TransactionalTree,
     feed: &TransactionalTree,
+    versions: &TransactionalTree,
     heads: &TransactionalTree,
     clinic_id: &Uuid,
     writes: &[RecordWriteRow],
@@ -386,8 +395,14 @@ fn apply_writes_tx(
                 },
             ));
         }
+        // The replaced version moves from the feed to the record's history.
         if let Some(old) = old_seq {
-            feed.remove(key2(&clinic_id, &old.to_be_bytes()))?;
+            if let Some(row) = feed.remove(key2(&clinic_id, &old.to_be_bytes()))? {
+                let mut v = Vec::with_capacity(8 + row.len());
+                v.extend_from_slice(&old.to_be_bytes());
+                v.extend_from_slice(&row);
+                versions.insert(version_key(&clinic_id, &w.record_id, current_version), v)?;
+            }
         }
         head += 1;
         let version = current_version + 1;
@@ -468,6 +483,7 @@ impl SledStore {
             account_clinics: t("account_clinics")?,
             records: t("records")?,
             feed: t("feed")?,
+            versions: t("versions")?,
             heads: t("heads")?,
             events: t("events")?,
             event_heads: t("event_heads")?,
@@ -972,17 +988,24 @@ impl Store for SledStore {
         .await
     }
 
-    async fn create_invitation(&self, invitation: InvitationRow) -> StoreResult<()> {
+    async fn create_invitation(
+        &self,
+        invitation: InvitationRow,
+        event: EventDraft,
+    ) -> StoreResult<()> {
         self.run(move |s| {
             let key = key2(&invitation.clinic_id, invitation.invitation_id.as_bytes());
-            let prev = s.invitations.compare_and_swap(
-                key,
-                None as Option<&[u8]>,
-                Some(to_json(&invitation)),
-            )?;
-            if prev.is_err() {
-                return Err(StoreError::Conflict("invitation".into()));
-            }
+            let r = (&s.invitations, &s.events, &s.event_heads).transaction(
+                |(invitations, events, event_heads)| {
+                    if invitations.get(&key)?.is_some() {
+                        return abort(StoreError::Conflict("invitation".into()));
+                    }
+                    invitations.insert(key.as_slice(), to_json(&invitation))?;
+                    append_event_tx(events, event_heads, &event)?;
+                    Ok(())
+                },
+            );
+            tx_result(r)?;
             s.durable()
         })
         .await
@@ -1040,6 +1063,7 @@ impl Store for SledStore {
         entry: RosterRow,
         member: MemberRow,
         invitation_id: Uuid,
+        events: Vec<EventDraft>,
     ) -> StoreResult<()> {
         self.run(move |s| {
             let trees = (
@@ -1048,34 +1072,40 @@ impl Store for SledStore {
                 &s.members,
                 &s.account_clinics,
                 &s.invitations,
+                &s.events,
+                &s.event_heads,
             );
-            let r = trees.transaction(|(roster, heads, members, ac, invitations)| {
-                let ikey = key2(&clinic_id, invitation_id.as_bytes());
-                let mut inv: InvitationRow = match invitations.get(&ikey)? {
-                    Some(v) => {
-                        from_json("invitations", &v).map_err(ConflictableTransactionError::Abort)?
+            let r = trees.transaction(
+                |(roster, heads, members, ac, invitations, log, log_heads)| {
+                    let ikey = key2(&clinic_id, invitation_id.as_bytes());
+                    let mut inv: InvitationRow = match invitations.get(&ikey)? {
+                        Some(v) => from_json("invitations", &v)
+                            .map_err(ConflictableTransactionError::Abort)?,
+                        None => return abort(StoreError::Conflict("no such invitation".into())),
+                    };
+                    if inv.status != InvitationStatus::Accepted {
+                        return abort(StoreError::Conflict(
+                            "the invitation is not accepted".into(),
+                        ));
                     }
-                    None => return abort(StoreError::Conflict("no such invitation".into())),
-                };
-                if inv.status != InvitationStatus::Accepted {
-                    return abort(StoreError::Conflict(
-                        "the invitation is not accepted".into(),
-                    ));
-                }
-                let mkey = key2(&clinic_id, member.account_id.as_bytes());
-                if members.get(&mkey)?.is_some() {
-                    return abort(StoreError::Conflict("member".into()));
-                }
-                append_roster_tx(roster, heads, &clinic_id, &entry)?;
-                members.insert(mkey, to_json(&member))?;
-                ac.insert(
-                    key2(&member.account_id, clinic_id.as_bytes()),
-                    to_json(&member.role),
-                )?;
-                inv.status = InvitationStatus::Joined;
-                invitations.insert(ikey, to_json(&inv))?;
-                Ok(())
-            });
+                    let mkey = key2(&clinic_id, member.account_id.as_bytes());
+                    if members.get(&mkey)?.is_some() {
+                        return abort(StoreError::Conflict("member".into()));
+                    }
+                    append_roster_tx(roster, heads, &clinic_id, &entry)?;
+                    members.insert(mkey, to_json(&member))?;
+                    ac.insert(
+                        key2(&member.account_id, clinic_id.as_bytes()),
+                        to_json(&member.role),
+                    )?;
+                    inv.status = InvitationStatus::Joined;
+                    invitations.insert(ikey, to_json(&inv))?;
+                    for e in &events {
+                        append_event_tx(log, log_heads, e)?;
+                    }
+                    Ok(())
+                },
+            );
             tx_result(r)?;
             s.durable()
         })
@@ -1089,10 +1119,19 @@ impl Store for SledStore {
         change: MemberChange,
         new_keys: Vec<WrappedKey>,
         charts: Vec<ChartRow>,
+        events: Vec<EventDraft>,
     ) -> StoreResult<()> {
         self.run(move |s| {
-            let trees = (&s.roster, &s.roster_heads, &s.members, &s.account_clinics, &s.charts);
-            let r = trees.transaction(|(roster, heads, members, ac, chart_tree)| {
+            let trees = (
+                &s.roster,
+                &s.roster_heads,
+                &s.members,
+                &s.account_clinics,
+                &s.charts,
+                &s.events,
+                &s.event_heads,
+            );
+            let r = trees.transaction(|(roster, heads, members, ac, chart_tree, log, log_heads)| {
                 append_roster_tx(roster, heads, &clinic_id, &entry)?;
                 let load = |account: &Uuid| -> Result<MemberRow, ConflictableTransactionError<StoreError>> {
                     match members.get(key2(&clinic_id, account.as_bytes()))? {
@@ -1117,6 +1156,9 @@ impl Store for SledStore {
                 add_wraps_tx(members, &clinic_id, &new_keys)?;
                 for c in &charts {
                     chart_tree.insert(key2(&clinic_id, c.chart_id.as_bytes()), to_json(c))?;
+                }
+                for e in &events {
+                    append_event_tx(log, log_heads, e)?;
                 }
                 Ok(())
             });
@@ -1146,19 +1188,21 @@ impl Store for SledStore {
                 &s.members,
                 &s.records,
                 &s.feed,
+                &s.versions,
                 &s.heads,
                 &s.events,
                 &s.event_heads,
             );
             let r = trees.transaction(
-                |(charts, members, records, feed, heads, events, event_heads)| {
+                |(charts, members, records, feed, versions, heads, events, event_heads)| {
                     let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
                     if charts.get(&ckey)?.is_some() {
                         return abort(StoreError::Conflict("restricted chart".into()));
                     }
                     charts.insert(ckey, to_json(&chart))?;
                     add_wraps_tx(members, &clinic_id, &wraps)?;
-                    let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
+                    let out =
+                        apply_writes_tx(records, feed, versions, heads, &clinic_id, &writes, now)?;
                     append_event_tx(events, event_heads, &event)?;
                     Ok(out)
                 },
@@ -1221,6 +1265,7 @@ impl Store for SledStore {
             let trees = (
                 &s.records,
                 &s.feed,
+                &s.versions,
                 &s.heads,
                 &s.events,
                 &s.event_heads,
@@ -1229,14 +1274,25 @@ impl Store for SledStore {
                 &s.roster_heads,
             );
             let r = trees.transaction(
-                |(records, feed, heads, audit, event_heads, members, charts, roster_heads)| {
+                |(
+                    records,
+                    feed,
+                    versions,
+                    heads,
+                    audit,
+                    event_heads,
+                    members,
+                    charts,
+                    roster_heads,
+                )| {
                     let guards = GuardTrees {
                         members,
                         charts,
                         roster_heads,
                     };
                     check_guards_tx(&guards, &clinic_id, &writes)?;
-                    let out = apply_writes_tx(records, feed, heads, &clinic_id, &writes, now)?;
+                    let out =
+                        apply_writes_tx(records, feed, versions, heads, &clinic_id, &writes, now)?;
                     for event in &events {
                         append_event_tx(audit, event_heads, event)?;
                     }
@@ -1246,6 +1302,26 @@ impl Store for SledStore {
             let out = tx_result(r)?;
             s.durable()?;
             Ok(out)
+        })
+        .await
+    }
+
+    async fn record_versions(
+        &self,
+        clinic_id: Uuid,
+        record_id: Uuid,
+    ) -> StoreResult<Vec<RecordRow>> {
+        self.run(move |s| {
+            s.versions
+                .scan_prefix(key2(&clinic_id, record_id.as_bytes()))
+                .map(|kv| {
+                    let (_, v) = kv?;
+                    if v.len() < 8 {
+                        return Err(StoreError::Corrupt("versions"));
+                    }
+                    decode_feed_row(be_u64(&v[..8])?, &v[8..])
+                })
+                .collect()
         })
         .await
     }

@@ -136,6 +136,8 @@ pub async fn run_all(store: &dyn Store) {
     expired_rows_are_purged(store).await;
     clinics_and_members(store).await;
     record_writes_and_conflicts(store).await;
+    every_version_is_kept(store).await;
+    audit_entries_chain_and_checkpoints(store).await;
     batch_is_all_or_nothing(store).await;
     change_feed(store).await;
     record_listing(store).await;
@@ -427,6 +429,7 @@ pub async fn file_completion_rechecks_the_guard(store: &dyn Store) {
             MemberChange::ChangeRole(owner, Role::Owner),
             vec![],
             vec![],
+            vec![],
         )
         .await
         .unwrap();
@@ -614,6 +617,7 @@ pub async fn guarded_writes_recheck_membership_and_epoch(store: &dyn Store) {
             MemberChange::ChangeRole(owner, Role::Owner),
             vec![],
             vec![],
+            vec![],
         )
         .await
         .unwrap();
@@ -679,7 +683,10 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
     let (clinic, owner) = new_clinic(store).await;
     let doc = Uuid::new_v4();
     let inv = invitation(clinic, Role::Optometrist);
-    store.create_invitation(inv.clone()).await.unwrap();
+    store
+        .create_invitation(inv.clone(), event(Some(clinic), "invitation_created"))
+        .await
+        .unwrap();
     store
         .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), doc))
         .await
@@ -690,6 +697,7 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
             roster_row(2, 1),
             member(clinic, doc, Role::Optometrist, vec![]),
             inv.invitation_id,
+            vec![],
         )
         .await
         .unwrap();
@@ -868,9 +876,14 @@ fn accepted(mut inv: InvitationRow, account_id: Uuid) -> InvitationRow {
 pub async fn invitations_change_state_once(store: &dyn Store) {
     let (clinic, _) = new_clinic(store).await;
     let inv = invitation(clinic, Role::FrontDesk);
-    store.create_invitation(inv.clone()).await.unwrap();
+    store
+        .create_invitation(inv.clone(), event(Some(clinic), "invitation_created"))
+        .await
+        .unwrap();
     assert!(matches!(
-        store.create_invitation(inv.clone()).await,
+        store
+            .create_invitation(inv.clone(), event(Some(clinic), "invitation_created"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -905,11 +918,20 @@ pub async fn admitting_a_member_is_atomic(store: &dyn Store) {
     let (clinic, owner) = new_clinic(store).await;
     let newbie = Uuid::new_v4();
     let inv = invitation(clinic, Role::Optometrist);
-    store.create_invitation(inv.clone()).await.unwrap();
+    store
+        .create_invitation(inv.clone(), event(Some(clinic), "invitation_created"))
+        .await
+        .unwrap();
     let row = member(clinic, newbie, Role::Optometrist, vec![]);
     // Not accepted yet: refused, nothing written.
     assert!(store
-        .add_member(clinic, roster_row(2, 1), row.clone(), inv.invitation_id)
+        .add_member(
+            clinic,
+            roster_row(2, 1),
+            row.clone(),
+            inv.invitation_id,
+            vec![]
+        )
         .await
         .is_err());
     store
@@ -918,13 +940,25 @@ pub async fn admitting_a_member_is_atomic(store: &dyn Store) {
         .unwrap();
     // A roster entry that does not follow the head: refused, nothing written.
     assert!(store
-        .add_member(clinic, roster_row(3, 1), row.clone(), inv.invitation_id)
+        .add_member(
+            clinic,
+            roster_row(3, 1),
+            row.clone(),
+            inv.invitation_id,
+            vec![]
+        )
         .await
         .is_err());
     assert_eq!(store.member(clinic, newbie).await.unwrap(), None);
     assert_eq!(store.roster_head(clinic).await.unwrap().unwrap().seq, 1);
     store
-        .add_member(clinic, roster_row(2, 1), row.clone(), inv.invitation_id)
+        .add_member(
+            clinic,
+            roster_row(2, 1),
+            row.clone(),
+            inv.invitation_id,
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -948,7 +982,7 @@ pub async fn admitting_a_member_is_atomic(store: &dyn Store) {
     assert_eq!(store.roster(clinic, 1).await.unwrap().0.len(), 1);
     // The invitation cannot be used twice.
     assert!(store
-        .add_member(clinic, roster_row(3, 1), row, inv.invitation_id)
+        .add_member(clinic, roster_row(3, 1), row, inv.invitation_id, vec![])
         .await
         .is_err());
     let _ = owner;
@@ -959,7 +993,10 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
     let (doc, desk) = (Uuid::new_v4(), Uuid::new_v4());
     for (who, role, seq) in [(doc, Role::Optometrist, 2), (desk, Role::FrontDesk, 3)] {
         let inv = invitation(clinic, role);
-        store.create_invitation(inv.clone()).await.unwrap();
+        store
+            .create_invitation(inv.clone(), event(Some(clinic), "invitation_created"))
+            .await
+            .unwrap();
         store
             .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), who))
             .await
@@ -971,6 +1008,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
                 roster_row(seq, 1),
                 member(clinic, who, role, keys),
                 inv.invitation_id,
+                vec![],
             )
             .await
             .unwrap();
@@ -988,16 +1026,23 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
         2,
         Uuid::new_v4(),
     ));
+    let log_before = store.audit_head(Some(clinic)).await.unwrap();
     assert!(store
         .rotate(
             clinic,
             roster_row(4, 2),
             MemberChange::Remove(doc),
             bad,
-            vec![]
+            vec![],
+            vec![event(Some(clinic), "member_removed")],
         )
         .await
         .is_err());
+    assert_eq!(
+        store.audit_head(Some(clinic)).await.unwrap(),
+        log_before,
+        "a failed rotation leaves no audit entry"
+    );
     assert!(store.member(clinic, doc).await.unwrap().is_some());
     assert_eq!(store.roster_head(clinic).await.unwrap().unwrap().seq, 3);
     assert_eq!(
@@ -1018,9 +1063,15 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             MemberChange::Remove(doc),
             new_keys,
             vec![],
+            vec![event(Some(clinic), "member_removed")],
         )
         .await
         .unwrap();
+    assert_eq!(
+        store.audit_head(Some(clinic)).await.unwrap().0,
+        log_before.0 + 1,
+        "the rotation's entry committed with it"
+    );
     assert_eq!(store.member(clinic, doc).await.unwrap(), None);
     assert!(store.clinics_of(doc).await.unwrap().is_empty());
     assert_eq!(
@@ -1043,6 +1094,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             MemberChange::ChangeRole(desk, Role::Optometrist),
             vec![clinical.clone()],
             vec![],
+            vec![],
         )
         .await
         .unwrap();
@@ -1054,6 +1106,7 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             clinic,
             roster_row(6, 4),
             MemberChange::ChangeRole(desk, Role::Billing),
+            vec![],
             vec![],
             vec![],
         )
@@ -1258,6 +1311,125 @@ pub async fn clinics_and_members(store: &dyn Store) {
         store.clinic(clinic_id).await.unwrap().unwrap().profile,
         b"profile".to_vec()
     );
+}
+
+pub async fn every_version_is_kept(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let (r, other) = (Uuid::new_v4(), Uuid::new_v4());
+    for (v, body) in ["v1", "v2", "v3"].iter().enumerate() {
+        store
+            .write_records(
+                clinic,
+                vec![write(r, v as u64, body)],
+                10 + v as i64,
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .write_records(clinic, vec![write(other, 0, "other")], 20, vec![])
+        .await
+        .unwrap();
+    // A refused write adds no version.
+    assert!(store
+        .write_records(clinic, vec![write(r, 1, "stale")], 30, vec![])
+        .await
+        .is_err());
+    let history = store.record_versions(clinic, r).await.unwrap();
+    let got: Vec<(u64, &[u8], i64)> = history
+        .iter()
+        .map(|h| (h.version, h.envelope.as_slice(), h.updated_at))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, b"v1".as_slice(), 10), (2, b"v2".as_slice(), 11)]
+    );
+    assert_eq!(store.record(clinic, r).await.unwrap().unwrap().version, 3);
+    assert!(store
+        .record_versions(clinic, other)
+        .await
+        .unwrap()
+        .is_empty());
+    // Another clinic's history of the same id is its own.
+    let (clinic_b, _) = new_clinic(store).await;
+    assert!(store.record_versions(clinic_b, r).await.unwrap().is_empty());
+}
+
+pub async fn audit_entries_chain_and_checkpoints(store: &dyn Store) {
+    use optovault_shared::audit::{ChainPoint, ChainVerifier};
+    let (clinic, _) = new_clinic(store).await;
+    let (start, _) = store.audit_head(Some(clinic)).await.unwrap();
+    for _ in 0..5 {
+        store
+            .append_event(event(Some(clinic), "records_read"), true)
+            .await
+            .unwrap();
+    }
+    let entries = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
+    let mut chain = ChainVerifier::new(Some(clinic), ChainPoint::GENESIS, vec![]);
+    for e in &entries {
+        chain.push(e).unwrap();
+    }
+    let summary = chain.finish().unwrap();
+    let (head, head_hash) = store.audit_head(Some(clinic)).await.unwrap();
+    assert_eq!((summary.head.seq, summary.head.hash), (head, head_hash));
+    assert_eq!(head, start + 5);
+    assert!(store.audit_logs().await.unwrap().contains(&Some(clinic)));
+    let cp = |seq: u64, hash: [u8; 32]| optovault_shared::wire::AuditCheckpoint {
+        clinic_id: clinic,
+        seq,
+        head_hash: B64(hash.to_vec()),
+        at: 1,
+        signer: Uuid::new_v4(),
+        signature: B64(vec![0; 64]),
+    };
+    let third: [u8; 32] = entries[2].hash.0.clone().try_into().unwrap();
+    assert!(is_conflict(
+        store
+            .add_checkpoint(
+                clinic,
+                cp(3, [7; 32]),
+                event(Some(clinic), "audit_checkpoint")
+            )
+            .await,
+        audit_conflict::CHECKPOINT_MISMATCH
+    ));
+    assert!(is_conflict(
+        store
+            .add_checkpoint(
+                clinic,
+                cp(head + 9, third),
+                event(Some(clinic), "audit_checkpoint")
+            )
+            .await,
+        audit_conflict::CHECKPOINT_MISMATCH
+    ));
+    assert_eq!(
+        store.audit_head(Some(clinic)).await.unwrap().0,
+        head,
+        "refused: no entry"
+    );
+    store
+        .add_checkpoint(
+            clinic,
+            cp(3, third),
+            event(Some(clinic), "audit_checkpoint"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.audit_head(Some(clinic)).await.unwrap().0, head + 1);
+    assert!(is_conflict(
+        store
+            .add_checkpoint(
+                clinic,
+                cp(3, third),
+                event(Some(clinic), "audit_checkpoint")
+            )
+            .await,
+        audit_conflict::CHECKPOINT_STALE
+    ));
+    assert_eq!(store.checkpoints(clinic).await.unwrap().len(), 1);
 }
 
 pub async fn record_writes_and_conflicts(store: &dyn Store) {
