@@ -159,6 +159,23 @@ pub fn patient_name(app: AppState, clinic_id: Uuid, chart_id: &Uuid) -> Option<S
         .with_untracked(|s| s.patients.get(chart_id).map(|(_, p)| p.display_name()))
 }
 
+/// The report that goes with deleting a record (`restored` false) or restoring it.
+pub async fn report_removal(
+    app: AppState,
+    me: &Unlocked,
+    clinic: &Clinic,
+    chart_id: Uuid,
+    body: &RecordBody,
+    restored: bool,
+) -> Result<Option<ReportedEvent>, ApiError> {
+    let (action, detail) = optovault_shared::audit::describe_removal(
+        body,
+        patient_name(app, clinic.id, &chart_id),
+        restored,
+    );
+    report(app, me, clinic, action, Some(chart_id), &detail).await
+}
+
 /// The report that goes with saving `new` over `old` in a chart.
 pub async fn report_change(
     app: AppState,

@@ -46,6 +46,7 @@ fn seal_shard(
             compartment: Compartment::Demographics,
             body: &body,
             previous: None,
+            intent: crate::records::Intent::Save,
         },
     )?;
     Ok((w.envelope.ciphertext.0.len() <= limits::MAX_CIPHERTEXT_BYTES).then_some(w))
@@ -117,6 +118,7 @@ pub async fn save_patient(
                 compartment: Compartment::Demographics,
                 body: &body,
                 previous: None,
+                intent: crate::records::Intent::Save,
             },
         )?];
         if changed {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use leptos::prelude::{Update, WithUntracked};
 
-use optovault_shared::crypto::{seal_record, RecordSlot};
+use optovault_shared::crypto::{seal_record, seal_tombstone, RecordSlot};
 use optovault_shared::domain::RecordBody;
 use optovault_shared::envelope::Purpose;
 use optovault_shared::wire::{RecordWrite, WriteResult};
@@ -29,6 +29,18 @@ pub struct Draft<'a> {
     pub body: &'a RecordBody,
     /// The version being replaced, as held (for the audit report's field changes).
     pub previous: Option<&'a RecordBody>,
+    pub intent: Intent,
+}
+
+/// What a write does to its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// A new version with `body`.
+    Save,
+    /// A tombstone holding `body` (the deleted content): the record goes to the trash.
+    Delete,
+    /// `body` again, after a tombstone: the record comes back from the trash.
+    Restore,
 }
 
 pub fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, ApiError> {
@@ -50,7 +62,12 @@ pub fn seal(me: &Unlocked, clinic: &Clinic, d: &Draft) -> Result<RecordWrite, Ap
         version: d.expected_version + 1,
         purpose: Purpose::Record,
     };
-    let envelope = seal_record(
+    let seal = if d.intent == Intent::Delete {
+        seal_tombstone
+    } else {
+        seal_record
+    };
+    let envelope = seal(
         slot,
         d.compartment,
         keyring,
@@ -73,9 +90,24 @@ pub async fn write_record(
     clinic: Arc<Clinic>,
     draft: &Draft<'_>,
 ) -> Result<(WriteResult, Arc<Clinic>), ApiError> {
-    let report =
-        crate::audit::report_change(app, me, &clinic, draft.chart_id, draft.previous, draft.body)
-            .await?;
+    let report = match draft.intent {
+        Intent::Save => {
+            crate::audit::report_change(
+                app,
+                me,
+                &clinic,
+                draft.chart_id,
+                draft.previous,
+                draft.body,
+            )
+            .await?
+        }
+        Intent::Delete | Intent::Restore => {
+            let restored = draft.intent == Intent::Restore;
+            crate::audit::report_removal(app, me, &clinic, draft.chart_id, draft.body, restored)
+                .await?
+        }
+    };
     let send = |clinic: &Clinic, write: RecordWrite| {
         let report = report.clone();
         let clinic_id = clinic.id;
@@ -132,6 +164,7 @@ pub async fn save_item(
         compartment: body.compartment(),
         body: &body,
         previous: previous.as_ref(),
+        intent: Intent::Save,
     };
     match write_record(app, &me, clinic, &draft).await {
         Ok((done, clinic)) => {
@@ -153,4 +186,69 @@ pub async fn save_item(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Deletes a chart record: a tombstone version holding its content, so it waits in the trash
+/// (restorable) until the clinic's trash period ends and the server purges it.
+pub async fn delete_item(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    record_id: Uuid,
+) -> Result<(), ApiError> {
+    let item = app
+        .store(clinic_id)
+        .with_untracked(|s| s.item(&chart_id, &record_id).cloned())
+        .ok_or_else(|| ApiError::local("not_found", "The record is not loaded."))?;
+    move_record(app, me, clinic_id, chart_id, item, Intent::Delete).await
+}
+
+/// Restores a deleted record from the trash: its content again, as a new version.
+pub async fn restore_item(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    record_id: Uuid,
+) -> Result<(), ApiError> {
+    let item = app
+        .store(clinic_id)
+        .with_untracked(|s| {
+            s.trash
+                .get(&chart_id)
+                .and_then(|t| t.get(&record_id))
+                .cloned()
+        })
+        .ok_or_else(|| ApiError::local("not_found", "The record is not in the trash."))?;
+    move_record(app, me, clinic_id, chart_id, item, Intent::Restore).await
+}
+
+async fn move_record(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+    item: crate::store::Item,
+    intent: Intent,
+) -> Result<(), ApiError> {
+    let clinic = crate::clinic::ensure_clinic(app, &me, clinic_id).await?;
+    let draft = Draft {
+        record_id: item.id,
+        chart_id,
+        expected_version: item.version,
+        compartment: item.body.compartment(),
+        body: &item.body,
+        previous: None,
+        intent,
+    };
+    let (done, clinic) = write_record(app, &me, clinic, &draft).await?;
+    let store = app.store(clinic_id);
+    let version = item.version + 1;
+    store.update(|s| match intent {
+        Intent::Delete => s.deleted_item(chart_id, item.id, version, done.seq, item.body, &me),
+        _ => s.saved_item(chart_id, item.id, version, done.seq, item.body, &me),
+    });
+    let _ = crate::store::sync(app, me, clinic, store).await;
+    Ok(())
 }

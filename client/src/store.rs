@@ -104,6 +104,9 @@ pub struct RecordStore {
     /// Charts whose every record is fetched (opened in this session): their changes are fetched
     /// as they come.
     loaded_charts: BTreeSet<Uuid>,
+    /// Chart -> deleted records (their latest version is a tombstone), restorable until the
+    /// clinic's trash period ends.
+    pub trash: BTreeMap<Uuid, BTreeMap<Uuid, Item>>,
 }
 
 /// What to do about one change the feed announces.
@@ -125,6 +128,11 @@ pub enum Opened {
     Index(PatientIndexShard),
     /// Any other record of a chart.
     Item {
+        chart_id: Uuid,
+        body: RecordBody,
+    },
+    /// A tombstone: the record was deleted; `body` is the content it deleted (for the trash).
+    Deleted {
         chart_id: Uuid,
         body: RecordBody,
     },
@@ -187,7 +195,41 @@ impl RecordStore {
             Some(a) => self.former.insert(id, a.username().to_string()),
             None => self.former.remove(&id),
         };
+        let (author, former) = c
+            .author
+            .as_ref()
+            .map(|a| (a.username().to_string(), a.is_former()))
+            .unwrap_or_default();
+        match &opened {
+            Opened::Patient(_) => {
+                self.trash.get_mut(&id).map(|t| t.remove(&id));
+            }
+            Opened::Item { chart_id, .. } => {
+                self.trash.get_mut(chart_id).map(|t| t.remove(&id));
+            }
+            _ => {}
+        }
         match opened {
+            Opened::Deleted { chart_id, body } => {
+                if chart_id == id {
+                    self.patients.remove(&id);
+                    self.search.remove(&id);
+                    self.summaries.remove(&id);
+                } else if let Some(m) = self.items.get_mut(&chart_id) {
+                    m.remove(&id);
+                }
+                self.trash.entry(chart_id).or_default().insert(
+                    id,
+                    Item {
+                        id,
+                        version: c.version,
+                        seq: c.seq,
+                        body,
+                        author,
+                        former,
+                    },
+                );
+            }
             Opened::Patient(p) => {
                 self.summaries.remove(&id);
                 self.search.insert(id, p.search_key());
@@ -195,10 +237,6 @@ impl RecordStore {
             }
             Opened::Index(shard) => self.apply_shard(c.version, shard),
             Opened::Item { chart_id, body } => {
-                let (author, former) = c
-                    .author
-                    .map(|a| (a.username().to_string(), a.is_former()))
-                    .unwrap_or_default();
                 self.items.entry(chart_id).or_default().insert(
                     id,
                     Item {
@@ -436,6 +474,36 @@ impl RecordStore {
         });
     }
 
+    /// Records a tombstone this client has just written itself.
+    pub fn deleted_item(
+        &mut self,
+        chart_id: Uuid,
+        record_id: Uuid,
+        version: u64,
+        seq: u64,
+        body: RecordBody,
+        me: &Unlocked,
+    ) {
+        self.apply(Change {
+            record_id,
+            version,
+            seq,
+            author: Some(me_as_author(me)),
+            opened: Opened::Deleted { chart_id, body },
+        });
+    }
+
+    /// The deleted records of a chart, most recently deleted first.
+    pub fn trash_of(&self, chart_id: &Uuid) -> Vec<Item> {
+        let mut items: Vec<Item> = self
+            .trash
+            .get(chart_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        items.sort_by_key(|n| std::cmp::Reverse((n.seq, n.id)));
+        items
+    }
+
     /// Records a version of a chart record this client has just written itself.
     pub fn saved_item(
         &mut self,
@@ -568,6 +636,10 @@ pub fn open_change(clinic: &Clinic, env: &RecordEnvelope) -> (Opened, Option<Aut
         Ok(body) if !filed_correctly(&body, env) => {
             Opened::Bad("The record's content does not match where it is filed.".into())
         }
+        Ok(body) if env.deleted => Opened::Deleted {
+            chart_id: env.chart_id,
+            body,
+        },
         Ok(RecordBody::Patient(p)) => Opened::Patient(p),
         Ok(body) => Opened::Item {
             chart_id: env.chart_id,
@@ -853,6 +925,61 @@ mod tests {
             author: None,
             opened,
         }
+    }
+
+    #[test]
+    fn a_tombstone_moves_a_record_to_the_trash_and_a_later_version_brings_it_back() {
+        let mut s = RecordStore::default();
+        let (chart, note) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = RecordBody::ClinicalNote(ClinicalNote {
+            text: "to delete".into(),
+        });
+        let item = |body: &RecordBody| Opened::Item {
+            chart_id: chart,
+            body: body.clone(),
+        };
+        s.apply(change(chart, 1, Opened::Patient(patient("Ann"))));
+        s.apply(change(note, 1, item(&body)));
+        assert_eq!(s.items_of(&chart).len(), 1);
+        s.apply(change(
+            note,
+            2,
+            Opened::Deleted {
+                chart_id: chart,
+                body: body.clone(),
+            },
+        ));
+        assert!(
+            s.items_of(&chart).is_empty(),
+            "deleted: gone from the chart"
+        );
+        assert_eq!(s.trash_of(&chart).len(), 1);
+        assert_eq!(s.trash_of(&chart)[0].version, 2);
+        // The tombstone replayed older than a later version is refused like any rollback.
+        s.apply(change(note, 3, item(&body)));
+        assert_eq!(s.items_of(&chart).len(), 1, "restored");
+        assert!(s.trash_of(&chart).is_empty());
+        s.apply(change(
+            note,
+            2,
+            Opened::Deleted {
+                chart_id: chart,
+                body: body.clone(),
+            },
+        ));
+        assert_eq!(s.items_of(&chart).len(), 1);
+        assert!(s.errors.contains_key(&note));
+        // A deleted patient leaves the list.
+        s.apply(change(
+            chart,
+            2,
+            Opened::Deleted {
+                chart_id: chart,
+                body: RecordBody::Patient(patient("Ann")),
+            },
+        ));
+        assert!(!s.patients.contains_key(&chart));
+        assert_eq!(s.trash_of(&chart).len(), 1);
     }
 
     #[test]

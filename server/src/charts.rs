@@ -444,6 +444,13 @@ pub async fn change_team(
             chart.key_epoch,
             removed,
             req.wrapped_keys,
+            clinic_event(
+                &auth,
+                clinic_id,
+                "care_team_changed",
+                Some(chart_id),
+                next.care_team.len() as u32,
+            ),
         )
         .await
         .map_err(|e| match e {
@@ -454,19 +461,6 @@ pub async fn change_team(
             ),
             e => e.into(),
         })?;
-    state
-        .store
-        .append_event(
-            clinic_event(
-                &auth,
-                clinic_id,
-                "care_team_changed",
-                Some(chart_id),
-                next.care_team.len() as u32,
-            ),
-            true,
-        )
-        .await?;
     Ok(Json(RestrictedChart {
         chart_id,
         in_care_team: true,

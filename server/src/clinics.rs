@@ -211,7 +211,18 @@ pub async fn create(
     };
     match state
         .store
-        .create_clinic(clinic.clone(), owner.clone(), genesis)
+        .create_clinic(
+            clinic.clone(),
+            owner.clone(),
+            genesis,
+            clinic_event(
+                &auth,
+                req.clinic_id,
+                "clinic_created",
+                Some(req.clinic_id),
+                1,
+            ),
+        )
         .await
     {
         Err(StoreError::Conflict(_)) => {
@@ -223,19 +234,6 @@ pub async fn create(
         }
         other => other?,
     }
-    state
-        .store
-        .append_event(
-            clinic_event(
-                &auth,
-                req.clinic_id,
-                "clinic_created",
-                Some(req.clinic_id),
-                1,
-            ),
-            true,
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state, clinic, owner).await?),

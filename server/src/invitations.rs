@@ -203,9 +203,16 @@ pub async fn revoke(
     }
     let mut next = row;
     next.status = InvitationStatus::Revoked;
+    let event = clinic_event(
+        &auth,
+        clinic_id,
+        "invitation_revoked",
+        Some(invitation_id),
+        1,
+    );
     state
         .store
-        .transition_invitation(from, next)
+        .transition_invitation(from, next, event)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -214,19 +221,6 @@ pub async fn revoke(
                 "This invitation changed meanwhile; reload.",
             )
         })?;
-    state
-        .store
-        .append_event(
-            clinic_event(
-                &auth,
-                clinic_id,
-                "invitation_revoked",
-                Some(invitation_id),
-                1,
-            ),
-            true,
-        )
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -322,9 +316,16 @@ pub async fn accept(
         accepted_at: at,
     });
     next.invitee_anchor = Some(req.pinned_anchor);
+    let event = clinic_event(
+        &auth,
+        clinic_id,
+        "invitation_accepted",
+        Some(invitation_id),
+        1,
+    );
     state
         .store
-        .transition_invitation(InvitationStatus::Pending, next.clone())
+        .transition_invitation(InvitationStatus::Pending, next.clone(), event)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -333,14 +334,5 @@ pub async fn accept(
                 "This invitation was already used or revoked.",
             )
         })?;
-    let mut event = clinic_event(
-        &auth,
-        clinic_id,
-        "invitation_accepted",
-        Some(invitation_id),
-        1,
-    );
-    event.actor = Some(auth.account_id);
-    state.store.append_event(event, true).await?;
     Ok(Json(info_of(&next, at)))
 }

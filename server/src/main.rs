@@ -134,7 +134,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Removes expired login attempts and sessions once a minute.
+/// Removes expired login attempts and sessions once a minute, and purges deleted records past
+/// their clinic's trash period (each purge is an audit entry).
 fn spawn_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -147,6 +148,14 @@ fn spawn_sweeper(state: AppState) {
                     "expired sessions, login attempts and stale uploads removed"
                 ),
                 Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+            }
+            match state.store.purge_trash(optovault_server::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    purged = n,
+                    "deleted records past their clinic's trash period purged"
+                ),
+                Err(e) => tracing::error!(error = %e, "purging the trash failed"),
             }
         }
     });

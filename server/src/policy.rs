@@ -114,10 +114,11 @@ pub async fn set(
         || !(1..=24).contains(&p.session_hours)
         || p.max_password_age_days
             .is_some_and(|d| !(30..=730).contains(&d))
+        || !(1..=3650).contains(&p.trash_days)
     {
         return Err(ApiError::bad_request(
             "invalid_policy",
-            "Idle timeout 5-480 minutes, session lifetime 1-24 hours, password age 30-730 days.",
+            "Idle timeout 5-480 minutes, session lifetime 1-24 hours, password age 30-730 days, trash 1-3650 days.",
         ));
     }
     let me = state

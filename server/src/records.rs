@@ -117,6 +117,7 @@ pub fn check_write_shape(w: RecordWrite, member: &MemberRow) -> ApiResult<Record
             author: env.author,
             sealed_epoch: env.epoch,
         }),
+        deleted: env.deleted,
     })
 }
 
@@ -230,13 +231,13 @@ async fn write(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let target = (rows.len() == 1).then(|| rows[0].record_id);
-    let event = clinic_event(
-        auth,
-        clinic_id,
-        "records_written",
-        target,
-        rows.len() as u32,
-    );
+    // A batch of tombstones only is a deletion; the server sees the flag, not the content.
+    let action = if rows.iter().all(|r| r.deleted) {
+        "records_deleted"
+    } else {
+        "records_written"
+    };
+    let event = clinic_event(auth, clinic_id, action, target, rows.len() as u32);
     let mut events = vec![event];
     if let Some(r) = report {
         events.push(

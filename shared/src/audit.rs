@@ -422,6 +422,37 @@ pub fn describe_change(
     )
 }
 
+/// What a browser reports when it deletes a record (moves it to the trash) or restores it: the
+/// record's fields, so the owner sees what went and came back.
+pub fn describe_removal(
+    body: &crate::domain::RecordBody,
+    patient: Option<String>,
+    restored: bool,
+) -> (crate::wire::ReportedAction, AuditDetail) {
+    use crate::wire::ReportedAction;
+    let what = body.kind().replace('_', " ");
+    let json = serde_json::to_value(body).unwrap_or_default();
+    let (action, summary) = if restored {
+        (
+            ReportedAction::RecordRestored,
+            format!("Restored {what} from the trash"),
+        )
+    } else {
+        (
+            ReportedAction::RecordDeleted,
+            format!("Deleted {what} (moved to the trash)"),
+        )
+    };
+    (
+        action,
+        AuditDetail {
+            summary,
+            patient,
+            changes: field_changes(None, &json),
+        },
+    )
+}
+
 /// Checks an Ed25519 signature with a public key (32 bytes) only.
 #[cfg(any(feature = "verify", feature = "client"))]
 pub fn verify_ed25519(public_key: &[u8], msg: &[u8], signature: &[u8]) -> bool {

@@ -559,6 +559,47 @@ pub fn seal_record(
     author_keys: &UserKeys,
     plaintext: &[u8],
 ) -> Result<RecordEnvelope> {
+    seal_version(
+        slot,
+        compartment,
+        keyring,
+        author,
+        author_keys,
+        plaintext,
+        false,
+    )
+}
+
+/// Encrypts and signs a tombstone: the version that deletes a record, holding the content it
+/// deletes (so it can be restored), marked `deleted` in its header and AAD.
+pub fn seal_tombstone(
+    slot: RecordSlot,
+    compartment: Compartment,
+    keyring: &ClinicKeyring,
+    author: &Uuid,
+    author_keys: &UserKeys,
+    plaintext: &[u8],
+) -> Result<RecordEnvelope> {
+    seal_version(
+        slot,
+        compartment,
+        keyring,
+        author,
+        author_keys,
+        plaintext,
+        true,
+    )
+}
+
+fn seal_version(
+    slot: RecordSlot,
+    compartment: Compartment,
+    keyring: &ClinicKeyring,
+    author: &Uuid,
+    author_keys: &UserKeys,
+    plaintext: &[u8],
+    deleted: bool,
+) -> Result<RecordEnvelope> {
     let key = keyring
         .sealing_key(&slot.chart_id, compartment)
         .ok_or(CryptoError::UnknownKey(Uuid::nil()))?;
@@ -574,6 +615,7 @@ pub fn seal_record(
         nonce: B64::default(),
         ciphertext: B64::default(),
         signature: B64::default(),
+        deleted,
     };
     let aad = env.aad(&slot.clinic_id, slot.purpose);
     let (nonce, ct) = aes_seal(&record_key(key, &aad), &aad, plaintext);

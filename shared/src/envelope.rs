@@ -113,6 +113,11 @@ pub struct RecordEnvelope {
     pub ciphertext: B64,
     /// Ed25519 signature by `author` over [`RecordEnvelope::signing_input`].
     pub signature: B64,
+    /// A tombstone: this version deletes the record. Its content is the version it deletes, so
+    /// the record can be restored from the trash. Bound into the AAD (a server cannot turn a
+    /// write into a deletion or back); the server sees it, to keep and later purge the trash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// Why an envelope header is not acceptable. Checked by the server on every write (structure
@@ -169,7 +174,7 @@ impl RecordEnvelope {
     /// The associated data of the AEAD: a fixed-layout encoding of every header field plus the
     /// clinic id (which is in the URL, not in the envelope) and the purpose label.
     pub fn aad(&self, clinic_id: &Uuid, purpose: Purpose) -> Vec<u8> {
-        record_aad(
+        let mut aad = record_aad(
             purpose,
             clinic_id,
             &self.chart_id,
@@ -179,7 +184,12 @@ impl RecordEnvelope {
             &self.key_id,
             self.epoch,
             &self.author,
-        )
+        );
+        // After the fixed-length layout, so it cannot be confused with any other field.
+        if self.deleted {
+            aad.extend_from_slice(b"\0tombstone");
+        }
+        aad
     }
 
     /// The bytes the author signs: the AAD, the nonce and the ciphertext, each length-prefixed.
@@ -241,7 +251,26 @@ mod tests {
             nonce: B64(vec![0; 12]),
             ciphertext: B64(vec![0; 40]),
             signature: B64(vec![0; 64]),
+            deleted: false,
         }
+    }
+
+    #[test]
+    fn a_tombstone_has_its_own_aad_and_an_ordinary_write_keeps_the_old_one() {
+        let live = sample();
+        let clinic = Uuid::new_v4();
+        let dead = RecordEnvelope {
+            deleted: true,
+            ..live.clone()
+        };
+        assert_ne!(
+            live.aad(&clinic, Purpose::Record),
+            dead.aad(&clinic, Purpose::Record)
+        );
+        assert!(!serde_json::to_string(&live).unwrap().contains("deleted"));
+        assert!(serde_json::to_string(&dead)
+            .unwrap()
+            .contains("\"deleted\":true"));
     }
 
     #[test]

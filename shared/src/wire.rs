@@ -389,7 +389,15 @@ wire! {
         /// predictable passwords) and for a forced change on evidence of compromise, which the
         /// owner can require per member. Owners who must can still set a maximum age (30 to 730).
         pub max_password_age_days: Option<u32>,
+        /// Deleted records stay in the trash, restorable, this many days (1 to 3650), then the
+        /// server purges them and logs the purge.
+        #[serde(default = "default_trash_days")]
+        pub trash_days: u32,
     }
+}
+
+fn default_trash_days() -> u32 {
+    30
 }
 
 impl Default for ClinicPolicy {
@@ -399,6 +407,7 @@ impl Default for ClinicPolicy {
             idle_minutes: 15,
             session_hours: 12,
             max_password_age_days: None,
+            trash_days: default_trash_days(),
         }
     }
 }
@@ -739,6 +748,8 @@ pub enum ReportedAction {
     RefundRecorded,
     InvoicePosted,
     CreditNoteIssued,
+    RecordDeleted,
+    RecordRestored,
 }
 
 impl ReportedAction {
@@ -750,6 +761,8 @@ impl ReportedAction {
             ReportedAction::RefundRecorded => "refund_recorded",
             ReportedAction::InvoicePosted => "invoice_posted",
             ReportedAction::CreditNoteIssued => "credit_note_issued",
+            ReportedAction::RecordDeleted => "record_deleted",
+            ReportedAction::RecordRestored => "record_restored",
         }
     }
 }

@@ -252,6 +252,31 @@ fn seal_open_round_trip() {
 }
 
 #[test]
+fn a_tombstone_opens_as_one_and_its_flag_cannot_be_flipped() {
+    let w = World::new();
+    let rec = Uuid::new_v4();
+    let dead = crypto::seal_tombstone(
+        w.slot(rec, 2),
+        Compartment::Demographics,
+        &w.keyring,
+        &w.author.id,
+        &w.author.keys,
+        PLAINTEXT,
+    )
+    .unwrap();
+    assert!(dead.deleted);
+    assert_eq!(w.open(&dead).unwrap(), PLAINTEXT);
+    // A server turning the deletion into a live write (or a live write into a deletion) breaks
+    // the signature, and, re-signed, the seal.
+    let mut undeleted = dead.clone();
+    undeleted.deleted = false;
+    assert_refused(&w, &undeleted, CryptoError::Open);
+    let mut killed = w.seal(w.slot(rec, 1), PLAINTEXT);
+    killed.deleted = true;
+    assert_refused(&w, &killed, CryptoError::Open);
+}
+
+#[test]
 fn record_in_a_chart_binds_the_chart() {
     let w = World::new();
     let chart = Uuid::new_v4();

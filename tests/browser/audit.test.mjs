@@ -227,6 +227,37 @@ test("the patient record's history shows who changed what, and an old version is
   assert.deepEqual(s.deskErrors, []);
 });
 
+test('a deleted appointment waits in the trash and is restored; both are on record', async () => {
+  const page = ownerPage;
+  await page.waitForSelector('#appt-book');
+  await page.fill('#appt-date', '2031-05-06');
+  await page.fill('#appt-time', '09:30');
+  await page.selectOption('#appt-type', 'comprehensive');
+  await page.fill('#appt-reason', 'Booked by mistake');
+  await page.click('#appt-book');
+  const appt = page.locator('li.appointment', { hasText: 'Booked by mistake' });
+  await appt.waitFor();
+  const id = await appt.getAttribute('data-id');
+  await appt.locator('.appt-delete').click();
+  await page.locator(`li.trash-item[data-id="${id}"]`).waitFor();
+  assert.equal(await page.locator(`li.appointment[data-id="${id}"]`).count(), 0, 'gone from the appointments');
+  assert.match(await page.innerText(`li.trash-item[data-id="${id}"]`), new RegExp(`Appointment 2031-05-06 09:30 \\(Booked by mistake\\) · deleted by ${owner.username}`));
+  // The server holds a tombstone: the latest version is marked deleted, its content sealed.
+  const latest = await page.evaluate(async ({ cid, rid }) => (await (await fetch(`/api/clinics/${cid}/records/${rid}`)).json()).envelope, { cid: s.clinicId, rid: id });
+  assert.equal(latest.deleted, true);
+  assert.equal(latest.version, 2);
+  await page.locator(`li.trash-item[data-id="${id}"] .trash-restore`).click();
+  await page.locator(`li.appointment[data-id="${id}"]`).waitFor();
+  await page.waitForSelector('#chart-trash', { state: 'detached' });
+
+  await navigateInApp(page, `/clinics/${s.clinicId}/audit`);
+  await auditRows(page, 'record_restored').first().waitFor();
+  assert.match(await auditRows(page, 'record_deleted').innerText(), /Deleted appointment \(moved to the trash\)/);
+  assert.match(await auditRows(page, 'record_restored').innerText(), /Restored appointment from the trash/);
+  assert.equal(await auditRows(page, 'records_deleted').count(), 1, 'the server saw the tombstone');
+  assert.deepEqual(ownerPage.consoleErrors, []);
+});
+
 test("the operator's verifier finds the logs intact and sees categories, never the details", async () => {
   await server.stop();
   const bin = process.env.OPTOVAULT_SERVER_BIN || join(ROOT, 'target/debug/optovault-server');

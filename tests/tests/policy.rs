@@ -108,6 +108,16 @@ fn requiring_mfa_keeps_members_without_it_out_until_they_enroll() {
         oc.put(&path, &bad).expect_error(&[400]).code,
         "invalid_policy"
     );
+    for trash_days in [0, 3651] {
+        let bad = ClinicPolicy {
+            trash_days,
+            ..policy(true)
+        };
+        assert_eq!(
+            oc.put(&path, &bad).expect_error(&[400]).code,
+            "invalid_policy"
+        );
+    }
     // The checklist is the owner's.
     assert_eq!(
         mc.get(&format!("/api/clinics/{}/security-checklist", clinic.id))

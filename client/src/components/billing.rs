@@ -865,7 +865,10 @@ fn PaymentForm(ctx: Ctx, invoice_id: Uuid, refund_of: Option<Uuid>) -> impl Into
             // Before `on_saved`, which closes (and so disposes) this form.
             saving.set(false);
             match saved {
-                Ok(_) => on_saved.run(format!("The {what} of {amount} was saved.")),
+                Ok(_) => {
+                    // The component may be gone by now (the user moved on): nothing to tell then.
+                    let _ = on_saved.try_run(format!("The {what} of {amount} was saved."));
+                }
                 Err(e) => report_error(app, &navigate, form_error, e),
             }
         });

@@ -42,11 +42,13 @@ pub fn ClinicSecurity(
     let idle = RwSignal::new(String::new());
     let hours = RwSignal::new(String::new());
     let max_age = RwSignal::new(String::new());
+    let trash_days = RwSignal::new(String::new());
 
     let fill = move |p: &ClinicPolicy| {
         require_mfa.set(p.require_mfa);
         idle.set(p.idle_minutes.to_string());
         hours.set(p.session_hours.to_string());
+        trash_days.set(p.trash_days.to_string());
         max_age.set(
             p.max_password_age_days
                 .map(|d| d.to_string())
@@ -104,6 +106,7 @@ pub fn ClinicSecurity(
                         "" => None,
                         s => Some(number(s.to_string(), "maximum password age")?),
                     },
+                    trash_days: number(trash_days.get_untracked(), "trash period")?,
                 })
             })();
             let policy = match parsed {
@@ -177,6 +180,11 @@ pub fn ClinicSecurity(
                          to weaker, predictable passwords. When there is evidence that a password is \
                          compromised, use \"Require password change\" on that member instead."
                     </p>
+                </div>
+                <div class="field">
+                    <label for="policy-trash-days">"Keep deleted records in the trash (days, 1–3650)"</label>
+                    <input id="policy-trash-days" type="number" min="1" max="3650" bind:value=trash_days />
+                    <p class="help">"Until then they can be restored; the server then purges them and logs the purge."</p>
                 </div>
                 {move || error.get().map(|e| view! { <p id="policy-error" class="error" role="alert">{e}</p> })}
                 {move || note.get().map(|n| view! { <p id="policy-note" class="notice" role="status">{n}</p> })}

@@ -72,6 +72,7 @@ pub fn ClinicalNotes(
                 compartment: Compartment::Clinical,
                 body: &body,
                 previous: None,
+                intent: crate::records::Intent::Save,
             };
             match write_record(app, &me, clinic, &draft).await {
                 Ok((done, clinic)) => {

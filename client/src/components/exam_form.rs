@@ -1332,7 +1332,7 @@ pub fn ExamForm(
                 Ok(v) => {
                     version.set(v);
                     saving.set(false);
-                    on_close.run(Some(record_id));
+                    let _ = on_close.try_run(Some(record_id));
                 }
                 Err(e) => {
                     if e.code == "version_conflict" {
@@ -1481,7 +1481,7 @@ fn reload_latest(
     if let Some(item) = latest {
         if let RecordBody::Exam(exam) = item.body {
             if exam.signed.is_some() {
-                on_close.run(Some(record_id));
+                let _ = on_close.try_run(Some(record_id));
                 return;
             }
             values.set(FormValues::from_exam(&exam));

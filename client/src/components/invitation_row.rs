@@ -58,7 +58,10 @@ pub fn InvitationRow(
             let navigate = navigate.clone();
             spawn_local(async move {
                 match api::revoke_invitation(clinic_id, invitation_id).await {
-                    Ok(()) => on_changed.run(()),
+                    Ok(()) => {
+                        // The component may be gone by now (the user moved on): nothing to tell then.
+                        let _ = on_changed.try_run(());
+                    }
                     Err(e) => report_error(app, &navigate, error, e),
                 }
                 busy.set(None);
@@ -75,7 +78,10 @@ pub fn InvitationRow(
             let (me, inv, navigate) = (me.clone(), inv.clone(), navigate.clone());
             spawn_local(async move {
                 match admit(app, &me, clinic_id, &inv).await {
-                    Ok(()) => on_changed.run(()),
+                    Ok(()) => {
+                        // The component may be gone by now (the user moved on): nothing to tell then.
+                        let _ = on_changed.try_run(());
+                    }
                     Err(e) => report_error(app, &navigate, error, e),
                 }
                 busy.set(None);

@@ -59,7 +59,7 @@ pub fn InviteForm(
             match create_invitation(&me, &clinic, role.get_untracked(), h).await {
                 Ok(url) => {
                     link.set(Some(url));
-                    on_created.run(());
+                    let _ = on_created.try_run(());
                 }
                 Err(e) => report_error(app, &navigate, error, e),
             }

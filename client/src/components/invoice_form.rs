@@ -546,7 +546,10 @@ pub fn InvoiceForm(
             // Before `on_saved`, which closes (and so disposes) this form.
             saving.set(false);
             match saved {
-                Ok(_) => on_saved.run(msg),
+                Ok(_) => {
+                    // The component may be gone by now (the user moved on): nothing to tell then.
+                    let _ = on_saved.try_run(msg);
+                }
                 Err(e) => {
                     if e.code == "version_conflict" {
                         // The store now holds the newer version: the next save writes over it

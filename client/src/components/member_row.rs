@@ -68,7 +68,7 @@ pub fn MemberRow(
             match change_member(app, &me, clinic_id, member_id, change).await {
                 Ok(()) => {
                     pending.set(None);
-                    on_changed.run(());
+                    let _ = on_changed.try_run(());
                 }
                 Err(e) => report_error(app, &navigate, error, e),
             }

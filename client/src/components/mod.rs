@@ -4,6 +4,7 @@ pub mod attachments;
 pub mod billing;
 pub mod chart_access;
 pub mod chart_export;
+pub mod chart_trash;
 pub mod chart_viewers;
 pub mod clinic_security;
 pub mod clinical_notes;

@@ -63,7 +63,7 @@ pub fn PasskeySettings(
                     Ok(done) => {
                         name.set(String::new());
                         recovery_codes.set(Some(done.recovery_codes));
-                        on_change.run(());
+                        let _ = on_change.try_run(());
                     }
                     Err(Ok(local)) => error.set(Some(local)),
                     Err(Err(e)) => report_error(app, &navigate, error, e),
@@ -84,7 +84,10 @@ pub fn PasskeySettings(
             let navigate = navigate.clone();
             spawn_local(async move {
                 match api::passkey_remove(id).await {
-                    Ok(()) => on_change.run(()),
+                    Ok(()) => {
+                        // The component may be gone by now (the user moved on): nothing to tell then.
+                        let _ = on_change.try_run(());
+                    }
                     Err(e) if e.code == "reauthentication_required" => error.set(Some(
                         "To remove a passkey, log out and in again first (your login must be \
                          less than 10 minutes old)."

@@ -48,6 +48,9 @@ fn open_versions(
             match opened {
                 Opened::Patient(p) => Ok(RecordBody::Patient(p)),
                 Opened::Item { body, .. } => Ok(body),
+                Opened::Deleted { .. } => {
+                    Err("deleted in this version (see the trash)".to_string())
+                }
                 Opened::Bad(why) => Err(why),
                 Opened::Index(_) | Opened::Skip => Err("not a version you can open".to_string()),
             }
@@ -107,6 +110,9 @@ pub fn RecordHistory(
     record_id: Uuid,
     /// Prefix of element ids (several histories can be on one page).
     id: &'static str,
+    /// Called once an old version is saved again (a form showing the record refills from it).
+    #[prop(optional)]
+    on_restored: Option<Callback<()>>,
 ) -> impl IntoView {
     let app = use_app();
     let open = RwSignal::new(false);
@@ -152,6 +158,9 @@ pub fn RecordHistory(
         spawn_local(async move {
             match restore(app, me, clinic_id, chart_id, record_id, current, body).await {
                 Ok(()) => {
+                    if let Some(cb) = on_restored {
+                        let _ = cb.try_run(());
+                    }
                     notice.set(Some(format!(
                         "Version {} restored as version {}.",
                         v.version,

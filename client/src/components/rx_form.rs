@@ -1140,7 +1140,10 @@ pub fn SpectacleRxForm(
             )
             .await
             {
-                Ok(_) => on_close.run(Some(saved_message(status))),
+                Ok(_) => {
+                    // The component may be gone by now (the user moved on): nothing to tell then.
+                    let _ = on_close.try_run(Some(saved_message(status)));
+                }
                 Err(e) => {
                     // `try_`: the form may be gone by now (an idle lock), and then there is nothing to refill.
                     let latest = store
@@ -1619,7 +1622,10 @@ pub fn ContactLensRxForm(
             )
             .await
             {
-                Ok(_) => on_close.run(Some(saved_message(status))),
+                Ok(_) => {
+                    // The component may be gone by now (the user moved on): nothing to tell then.
+                    let _ = on_close.try_run(Some(saved_message(status)));
+                }
                 Err(e) => {
                     // `try_`: the form may be gone by now (an idle lock), and then there is nothing to refill.
                     let latest = store

@@ -18,6 +18,7 @@ use crate::components::attachments::Attachments;
 use crate::components::billing::Billing;
 use crate::components::chart_access::ChartAccess;
 use crate::components::chart_export::ChartExport;
+use crate::components::chart_trash::ChartTrash;
 use crate::components::chart_viewers::ChartViewers;
 use crate::components::clinical_notes::ClinicalNotes;
 use crate::components::exams::Exams;
@@ -269,6 +270,17 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             }
         });
     }
+    // After an old version was restored from the history: the form shows it, as the new version.
+    let refill = {
+        let store = store.clone();
+        move || {
+            if let Some((v, p)) = store.with_untracked(|s| s.patients.get(&record_id).cloned()) {
+                form.fill(&p);
+                known_version.set(v);
+                loaded.set_value(Some(p));
+            }
+        }
+    };
     let ready = app.clinic(&clinic_id).is_some() && (is_new || cached.is_some());
     let loading = RwSignal::new(!ready);
     if !ready {
@@ -515,7 +527,8 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
             {(!is_new).then(|| {
                 let ready = Signal::derive(move || !loading.get() && found.get());
                 view! {
-                    <RecordHistory me=notes_me.clone() clinic_id=clinic_id chart_id=record_id record_id=record_id id="patient" />
+                    <RecordHistory me=notes_me.clone() clinic_id=clinic_id chart_id=record_id record_id=record_id id="patient"
+                        on_restored=Callback::new(move |()| refill()) />
                     <Appointments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Trends clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Exams me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
@@ -525,6 +538,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     <ClinicalNotes me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <Attachments me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <ChartTrash me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartViewers me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                 }
             })}

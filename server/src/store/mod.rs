@@ -271,6 +271,8 @@ pub struct RecordWriteRow {
     pub envelope: Vec<u8>,
     /// Checked at commit when present (always, for writes from the API).
     pub guard: Option<WriteGuard>,
+    /// A tombstone (the envelope's `deleted` flag): the record goes to the trash.
+    pub deleted: bool,
 }
 
 /// A record's latest version as stored.
@@ -432,6 +434,12 @@ pub trait Store: Send + Sync + 'static {
     /// uploads started [`INCOMPLETE_FILE_TTL_SECS`] or more before `now` (with their chunks);
     /// returns how many rows (attempts, sessions, files) were removed.
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize>;
+    /// Purges records deleted longer ago than their clinic's `trash_days` (every version, the
+    /// index and feed rows), appending a `record_purged` entry to the clinic's audit log in the
+    /// same transaction. A record restored meanwhile is kept. Returns how many were purged.
+    async fn purge_trash(&self, now: UnixTime) -> StoreResult<usize>;
+    /// The records of a clinic in the trash: (record id, deleted at).
+    async fn trash(&self, clinic_id: Uuid) -> StoreResult<Vec<(Uuid, UnixTime)>>;
 
     /// Stores a new session and records the login time on the account.
     async fn put_session(&self, session: SessionRow) -> StoreResult<()>;
@@ -445,6 +453,7 @@ pub trait Store: Send + Sync + 'static {
         clinic: ClinicRow,
         owner: MemberRow,
         genesis: RosterRow,
+        event: EventDraft,
     ) -> StoreResult<()>;
     /// Every member of a clinic.
     async fn members(&self, clinic_id: Uuid) -> StoreResult<Vec<MemberRow>>;
@@ -475,6 +484,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         from: InvitationStatus,
         next: InvitationRow,
+        event: EventDraft,
     ) -> StoreResult<()>;
 
     /// Admits a member atomically: appends the roster entry (which must follow the current head),
@@ -526,6 +536,7 @@ pub trait Store: Send + Sync + 'static {
         expected_epoch: u32,
         removed: Vec<Uuid>,
         wraps: Vec<WrappedKey>,
+        event: EventDraft,
     ) -> StoreResult<()>;
 
     /// Every session of an account.

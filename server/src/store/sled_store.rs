@@ -23,6 +23,7 @@
 //! | `account_sessions` | account id ‖ SHA-256(token) | (index to revoke an account's sessions) |
 //! | `event_heads` | clinic id (nil for account-level) | last entry's seq ‖ hash (the chain head) |
 //! | `versions` | clinic id ‖ record id ‖ version | seq ‖ feed row: every replaced version of a record (history) |
+//! | `trash` | clinic id ‖ record id | deleted at (i64): records whose latest version is a tombstone |
 //! | `audit_keys` | clinic id | `AuditKeySetup` (JSON): the audit key's public half, wrapped secret |
 //! | `audit_checkpoints` | clinic id ‖ seq | `AuditCheckpoint` (JSON), signed by an owner |
 //! | `files` | clinic id ‖ file id | `FileRow` (JSON) |
@@ -66,6 +67,7 @@ struct Inner {
     records: Tree,
     feed: Tree,
     versions: Tree,
+    trash: Tree,
     heads: Tree,
     events: Tree,
     event_heads: Tree,
@@ -361,6 +363,7 @@ fn apply_writes_tx(
     records: &TransactionalTree,
     feed: &TransactionalTree,
     versions: &TransactionalTree,
+    trash: &TransactionalTree,
     heads: &TransactionalTree,
     clinic_id: &Uuid,
     writes: &[RecordWriteRow],
@@ -419,6 +422,11 @@ fn apply_writes_tx(
         let mut idx = [0u8; 16];
         idx[..8].copy_from_slice(&head.to_be_bytes());
         idx[8..].copy_from_slice(&version.to_be_bytes());
+        if w.deleted {
+            trash.insert(rkey.as_slice(), &now.to_be_bytes())?;
+        } else if current_version > 0 {
+            trash.remove(rkey.as_slice())?;
+        }
         records.insert(rkey, &idx)?;
         out.push(WriteOutcome {
             record_id: w.record_id,
@@ -484,6 +492,7 @@ impl SledStore {
             records: t("records")?,
             feed: t("feed")?,
             versions: t("versions")?,
+            trash: t("trash")?,
             heads: t("heads")?,
             events: t("events")?,
             event_heads: t("event_heads")?,
@@ -638,6 +647,107 @@ impl Store for SledStore {
                 .remove(login_id.as_bytes())?
                 .map(|v| from_json("login_attempts", &v))
                 .transpose()
+        })
+        .await
+    }
+
+    async fn purge_trash(&self, now: UnixTime) -> StoreResult<usize> {
+        self.run(move |s| {
+            let mut purged = 0;
+            for kv in s.trash.iter() {
+                let (k, v) = kv?;
+                let clinic_id = uuid_at(&k, 0)?;
+                let record_id = uuid_at(&k, 16)?;
+                let deleted_at = be_u64(&v)? as i64;
+                let days = match s.clinics.get(clinic_id.as_bytes())? {
+                    Some(c) => from_json::<ClinicRow>("clinics", &c)?.policy.trash_days,
+                    None => continue,
+                };
+                if deleted_at.saturating_add(i64::from(days) * 86_400) > now {
+                    continue;
+                }
+                // Sled transactions cannot scan: the version keys are listed first (versions
+                // only grow by writes, which the check of the trash row below would see).
+                let version_keys: Vec<sled::IVec> = s
+                    .versions
+                    .scan_prefix(&k)
+                    .keys()
+                    .collect::<Result<_, _>>()?;
+                let trees = (
+                    &s.trash,
+                    &s.records,
+                    &s.feed,
+                    &s.versions,
+                    &s.files,
+                    &s.file_chunks,
+                    &s.file_chunk_lens,
+                    &s.events,
+                    &s.event_heads,
+                );
+                let r = trees.transaction(
+                    |(trash, records, feed, versions, files, chunks, lens, events, event_heads)| {
+                        // Restored (or deleted again) meanwhile: not this purge's to take.
+                        if trash.get(&k)?.as_deref() != Some(v.as_ref()) {
+                            return Ok(false);
+                        }
+                        trash.remove(&k)?;
+                        if let Some(idx) = records.remove(&k)? {
+                            let seq =
+                                be_u64(&idx[..8]).map_err(ConflictableTransactionError::Abort)?;
+                            feed.remove(key2(&clinic_id, &seq.to_be_bytes()))?;
+                        }
+                        for vk in &version_keys {
+                            versions.remove(vk)?;
+                        }
+                        // An attachment's record id is its file's id: the chunks go with it.
+                        if let Some(f) = files.remove(k.as_ref())? {
+                            let f: FileRow = from_json("files", &f)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            for index in 0..f.chunk_count {
+                                let ck = chunk_key(&clinic_id, &record_id, index);
+                                chunks.remove(ck.as_slice())?;
+                                lens.remove(ck)?;
+                            }
+                        }
+                        append_event_tx(
+                            events,
+                            event_heads,
+                            &EventDraft {
+                                at: now,
+                                actor: None,
+                                clinic_id: Some(clinic_id),
+                                action: "record_purged",
+                                target: Some(record_id),
+                                count: version_keys.len() as u32 + 1,
+                                outcome: "ok",
+                                ip: None,
+                                detail: None,
+                            },
+                        )?;
+                        Ok(true)
+                    },
+                );
+                if tx_result(r)? {
+                    purged += 1;
+                }
+            }
+            if purged > 0 {
+                s.durable()?;
+            }
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn trash(&self, clinic_id: Uuid) -> StoreResult<Vec<(Uuid, UnixTime)>> {
+        self.run(move |s| {
+            s.trash
+                .scan_prefix(clinic_id.as_bytes())
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((uuid_at(&k, 16)?, be_u64(&v)? as i64))
+                })
+                .collect()
         })
         .await
     }
@@ -860,6 +970,7 @@ impl Store for SledStore {
         clinic: ClinicRow,
         owner: MemberRow,
         genesis: RosterRow,
+        event: EventDraft,
     ) -> StoreResult<()> {
         self.run(move |s| {
             let trees = (
@@ -868,8 +979,10 @@ impl Store for SledStore {
                 &s.account_clinics,
                 &s.roster,
                 &s.roster_heads,
+                &s.events,
+                &s.event_heads,
             );
-            let r = trees.transaction(|(c, m, ac, roster, heads)| {
+            let r = trees.transaction(|(c, m, ac, roster, heads, log, log_heads)| {
                 if c.get(clinic.clinic_id.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                         "clinic".into(),
@@ -885,6 +998,7 @@ impl Store for SledStore {
                     to_json(&owner.role),
                 )?;
                 append_roster_tx(roster, heads, &clinic.clinic_id, &genesis)?;
+                append_event_tx(log, log_heads, &event)?;
                 Ok(())
             });
             tx_result(r)?;
@@ -1035,10 +1149,12 @@ impl Store for SledStore {
         &self,
         from: InvitationStatus,
         next: InvitationRow,
+        event: EventDraft,
     ) -> StoreResult<()> {
         self.run(move |s| {
             let key = key2(&next.clinic_id, next.invitation_id.as_bytes());
-            let r = s.invitations.transaction(|t| {
+            let trees = (&s.invitations, &s.events, &s.event_heads);
+            let r = trees.transaction(|(t, log, log_heads)| {
                 let current: InvitationRow = match t.get(&key)? {
                     Some(v) => {
                         from_json("invitations", &v).map_err(ConflictableTransactionError::Abort)?
@@ -1049,6 +1165,7 @@ impl Store for SledStore {
                     return abort(StoreError::Conflict("the invitation changed".into()));
                 }
                 t.insert(key.as_slice(), to_json(&next))?;
+                append_event_tx(log, log_heads, &event)?;
                 Ok(())
             });
             tx_result(r)?;
@@ -1189,20 +1306,22 @@ impl Store for SledStore {
                 &s.records,
                 &s.feed,
                 &s.versions,
+                &s.trash,
                 &s.heads,
                 &s.events,
                 &s.event_heads,
             );
             let r = trees.transaction(
-                |(charts, members, records, feed, versions, heads, events, event_heads)| {
+                |(charts, members, records, feed, versions, trash, heads, events, event_heads)| {
                     let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
                     if charts.get(&ckey)?.is_some() {
                         return abort(StoreError::Conflict("restricted chart".into()));
                     }
                     charts.insert(ckey, to_json(&chart))?;
                     add_wraps_tx(members, &clinic_id, &wraps)?;
-                    let out =
-                        apply_writes_tx(records, feed, versions, heads, &clinic_id, &writes, now)?;
+                    let out = apply_writes_tx(
+                        records, feed, versions, trash, heads, &clinic_id, &writes, now,
+                    )?;
                     append_event_tx(events, event_heads, &event)?;
                     Ok(out)
                 },
@@ -1221,9 +1340,11 @@ impl Store for SledStore {
         expected_epoch: u32,
         removed: Vec<Uuid>,
         wraps: Vec<WrappedKey>,
+        event: EventDraft,
     ) -> StoreResult<()> {
         self.run(move |s| {
-            let r = (&s.charts, &s.members).transaction(|(charts, members)| {
+            let trees = (&s.charts, &s.members, &s.events, &s.event_heads);
+            let r = trees.transaction(|(charts, members, log, log_heads)| {
                 let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
                 let current: ChartRow = match charts.get(&ckey)? {
                     Some(v) => {
@@ -1246,6 +1367,7 @@ impl Store for SledStore {
                 }
                 add_wraps_tx(members, &clinic_id, &wraps)?;
                 charts.insert(ckey, to_json(&chart))?;
+                append_event_tx(log, log_heads, &event)?;
                 Ok(())
             });
             tx_result(r)?;
@@ -1266,6 +1388,7 @@ impl Store for SledStore {
                 &s.records,
                 &s.feed,
                 &s.versions,
+                &s.trash,
                 &s.heads,
                 &s.events,
                 &s.event_heads,
@@ -1278,6 +1401,7 @@ impl Store for SledStore {
                     records,
                     feed,
                     versions,
+                    trash,
                     heads,
                     audit,
                     event_heads,
@@ -1291,8 +1415,9 @@ impl Store for SledStore {
                         roster_heads,
                     };
                     check_guards_tx(&guards, &clinic_id, &writes)?;
-                    let out =
-                        apply_writes_tx(records, feed, versions, heads, &clinic_id, &writes, now)?;
+                    let out = apply_writes_tx(
+                        records, feed, versions, trash, heads, &clinic_id, &writes, now,
+                    )?;
                     for event in &events {
                         append_event_tx(audit, event_heads, event)?;
                     }

@@ -103,6 +103,7 @@ fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
         compartment: Compartment::Demographics,
         envelope: body.as_bytes().to_vec(),
         guard: None,
+        deleted: false,
     }
 }
 
@@ -121,6 +122,7 @@ async fn new_clinic(store: &dyn Store) -> (Uuid, Uuid) {
             },
             member(clinic_id, owner.account_id, Role::Owner, vec![]),
             roster_row(1, 1),
+            event(Some(clinic_id), "clinic_created"),
         )
         .await
         .unwrap();
@@ -137,6 +139,7 @@ pub async fn run_all(store: &dyn Store) {
     clinics_and_members(store).await;
     record_writes_and_conflicts(store).await;
     every_version_is_kept(store).await;
+    deleted_records_wait_in_the_trash_then_are_purged(store).await;
     audit_entries_chain_and_checkpoints(store).await;
     batch_is_all_or_nothing(store).await;
     change_feed(store).await;
@@ -688,7 +691,11 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), doc))
+        .transition_invitation(
+            InvitationStatus::Pending,
+            accepted(inv.clone(), doc),
+            event(Some(clinic), "invitation_accepted"),
+        )
         .await
         .unwrap();
     store
@@ -805,7 +812,14 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
         ..wrapped(Uuid::new_v4(), Compartment::Demographics, 2, owner)
     };
     assert!(store
-        .update_care_team(clinic, smaller.clone(), 7, vec![doc], vec![epoch2.clone()])
+        .update_care_team(
+            clinic,
+            smaller.clone(),
+            7,
+            vec![doc],
+            vec![epoch2.clone()],
+            event(Some(clinic), "care_team_changed")
+        )
         .await
         .is_err());
     assert_eq!(
@@ -819,7 +833,14 @@ pub async fn restricting_a_chart_is_atomic(store: &dyn Store) {
         1
     );
     store
-        .update_care_team(clinic, smaller.clone(), 1, vec![doc], vec![epoch2.clone()])
+        .update_care_team(
+            clinic,
+            smaller.clone(),
+            1,
+            vec![doc],
+            vec![epoch2.clone()],
+            event(Some(clinic), "care_team_changed"),
+        )
         .await
         .unwrap();
     assert!(store
@@ -892,13 +913,21 @@ pub async fn invitations_change_state_once(store: &dyn Store) {
     );
     let a = accepted(inv.clone(), Uuid::new_v4());
     store
-        .transition_invitation(InvitationStatus::Pending, a.clone())
+        .transition_invitation(
+            InvitationStatus::Pending,
+            a.clone(),
+            event(Some(clinic), "invitation_accepted"),
+        )
         .await
         .unwrap();
     // A second acceptance (from pending) loses.
     let b = accepted(inv.clone(), Uuid::new_v4());
     assert!(store
-        .transition_invitation(InvitationStatus::Pending, b)
+        .transition_invitation(
+            InvitationStatus::Pending,
+            b,
+            event(Some(clinic), "invitation_accepted")
+        )
         .await
         .is_err());
     assert_eq!(
@@ -935,7 +964,11 @@ pub async fn admitting_a_member_is_atomic(store: &dyn Store) {
         .await
         .is_err());
     store
-        .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), newbie))
+        .transition_invitation(
+            InvitationStatus::Pending,
+            accepted(inv.clone(), newbie),
+            event(Some(clinic), "invitation_accepted"),
+        )
         .await
         .unwrap();
     // A roster entry that does not follow the head: refused, nothing written.
@@ -998,7 +1031,11 @@ pub async fn rotation_is_atomic(store: &dyn Store) {
             .await
             .unwrap();
         store
-            .transition_invitation(InvitationStatus::Pending, accepted(inv.clone(), who))
+            .transition_invitation(
+                InvitationStatus::Pending,
+                accepted(inv.clone(), who),
+                event(Some(clinic), "invitation_accepted"),
+            )
             .await
             .unwrap();
         let keys = vec![wrapped(Uuid::new_v4(), Compartment::Demographics, 1, who)];
@@ -1302,6 +1339,7 @@ pub async fn clinics_and_members(store: &dyn Store) {
             },
             member(clinic_id, intruder, Role::Owner, vec![]),
             roster_row(1, 1),
+            event(Some(clinic_id), "clinic_created"),
         )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))));
@@ -1354,6 +1392,70 @@ pub async fn every_version_is_kept(store: &dyn Store) {
     // Another clinic's history of the same id is its own.
     let (clinic_b, _) = new_clinic(store).await;
     assert!(store.record_versions(clinic_b, r).await.unwrap().is_empty());
+}
+
+pub async fn deleted_records_wait_in_the_trash_then_are_purged(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let (r, kept) = (Uuid::new_v4(), Uuid::new_v4());
+    let tombstone = |v| RecordWriteRow {
+        deleted: true,
+        ..write(r, v, "gone")
+    };
+    let day = 86_400;
+    store
+        .write_records(
+            clinic,
+            vec![write(r, 0, "v1"), write(kept, 0, "k")],
+            100,
+            vec![],
+        )
+        .await
+        .unwrap();
+    store
+        .write_records(clinic, vec![tombstone(1)], 100, vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.trash(clinic).await.unwrap(), vec![(r, 100)]);
+    // Within the default 30 days: kept, restorable.
+    assert_eq!(store.purge_trash(100 + 29 * day).await.unwrap(), 0);
+    store
+        .write_records(clinic, vec![write(r, 2, "restored")], 200, vec![])
+        .await
+        .unwrap();
+    assert!(
+        store.trash(clinic).await.unwrap().is_empty(),
+        "restored: out of the trash"
+    );
+    assert_eq!(store.purge_trash(200 + 365 * day).await.unwrap(), 0);
+    store
+        .write_records(clinic, vec![tombstone(3)], 300, vec![])
+        .await
+        .unwrap();
+    let (log_before, _) = store.audit_head(Some(clinic)).await.unwrap();
+    assert_eq!(store.purge_trash(300 + 30 * day).await.unwrap(), 1);
+    assert_eq!(store.record(clinic, r).await.unwrap(), None);
+    assert!(store.record_versions(clinic, r).await.unwrap().is_empty());
+    assert!(store.trash(clinic).await.unwrap().is_empty());
+    assert!(
+        store.record(clinic, kept).await.unwrap().is_some(),
+        "only the deleted record goes"
+    );
+    let (rows, _) = store.changes(clinic, 0, 100).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.record_id).collect::<Vec<_>>(),
+        vec![kept]
+    );
+    // The purge is itself on record.
+    let log = store
+        .audit_entries(Some(clinic), log_before, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].action.as_str(), log[0].target, log[0].count),
+        ("record_purged", Some(r), 4)
+    );
+    assert_eq!(store.purge_trash(300 + 60 * day).await.unwrap(), 0);
 }
 
 pub async fn audit_entries_chain_and_checkpoints(store: &dyn Store) {
@@ -1674,26 +1776,41 @@ pub async fn events_are_appended_per_clinic(store: &dyn Store) {
         .await
         .unwrap();
     let evs = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
+    // Entry 1 is the clinic's creation, committed with it.
     assert_eq!(
         evs.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        vec!["records_read", "records_read", "records_written"]
+        vec![
+            "clinic_created",
+            "records_read",
+            "records_read",
+            "records_written"
+        ]
     );
-    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert!(evs.iter().all(|e| e.clinic_id == Some(clinic)));
     assert_eq!(
         store
-            .audit_entries(Some(clinic), 2, 100)
+            .audit_entries(Some(clinic), 3, 100)
             .await
             .unwrap()
             .len(),
         1
     );
     let (other, _) = new_clinic(store).await;
-    assert!(store
-        .audit_entries(Some(other), 0, 100)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(
+        store
+            .audit_entries(Some(other), 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect::<Vec<_>>(),
+        vec!["clinic_created"],
+        "another clinic's log holds only its own creation"
+    );
 }
 
 pub async fn concurrent_writes_keep_sequence_gapless(store: &dyn Store) {
