@@ -362,6 +362,18 @@ pub async fn restrict_chart(
     .await
 }
 
+/// Erases a (restricted) chart: every version of its records, its files and its keys.
+pub async fn erase_chart(
+    clinic_id: Uuid,
+    chart_id: Uuid,
+) -> ApiResult<optovault_shared::wire::ChartErased> {
+    post(
+        &format!("/api/clinics/{clinic_id}/charts/{chart_id}/erase"),
+        &optovault_shared::wire::EraseChartRequest { chart_id },
+    )
+    .await
+}
+
 pub async fn change_care_team(
     clinic_id: Uuid,
     chart_id: Uuid,

@@ -295,11 +295,17 @@ pub fn show(
 
 /// The clinic's checkpoints whose signatures verify against an owner in the verified roster, as
 /// (seq, hash) for the chain check; a forged one is an error naming it.
-async fn trusted_checkpoints(clinic: &Clinic) -> Result<Vec<AuditCheckpoint>, ChainError> {
-    let cps = api::checkpoints(clinic.id)
-        .await
-        .map(|l| l.checkpoints)
-        .unwrap_or_default();
+fn trusted_checkpoints(
+    clinic: &Clinic,
+    list: optovault_shared::wire::AuditCheckpointList,
+) -> Result<(Vec<AuditCheckpoint>, Option<ChainPoint>), ChainError> {
+    let pruned = list.pruned.and_then(|a| {
+        Some(ChainPoint {
+            seq: a.seq,
+            hash: a.hash.as_slice().try_into().ok()?,
+        })
+    });
+    let cps = list.checkpoints;
     let roster = clinic.roster.as_ref();
     for cp in &cps {
         let owner_key = roster.and_then(|r| {
@@ -316,7 +322,7 @@ async fn trusted_checkpoints(clinic: &Clinic) -> Result<Vec<AuditCheckpoint>, Ch
             return Err(ChainError::CheckpointSignature(cp.seq));
         }
     }
-    Ok(cps)
+    Ok((cps, pruned))
 }
 
 /// The outcome of checking a log.
@@ -336,17 +342,20 @@ pub async fn verify(
     whole: bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Result<Checked, ChainError>, ApiError> {
-    let cps = match trusted_checkpoints(clinic).await {
+    let list = api::checkpoints(clinic.id).await?;
+    let (cps, pruned) = match trusted_checkpoints(clinic, list) {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
+    // A log pruned past its retention period starts after its anchor.
+    let first = pruned.unwrap_or(ChainPoint::GENESIS);
     let pairs: Vec<(u64, [u8; 32])> = cps
         .iter()
         .filter_map(|c| Some((c.seq, c.head_hash.as_slice().try_into().ok()?)))
         .collect();
     let start = match (whole, pairs.last()) {
-        (false, Some(&(seq, hash))) => ChainPoint { seq, hash },
-        _ => ChainPoint::GENESIS,
+        (false, Some(&(seq, hash))) if seq > first.seq => ChainPoint { seq, hash },
+        _ => first,
     };
     let mut chain = ChainVerifier::new(Some(clinic.id), start, pairs);
     let mut since = start.seq;

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use leptos::prelude::WithUntracked;
+use leptos::prelude::{Update, WithUntracked};
+
 use optovault_shared::crypto::{
     open_record, seal_record, wrap_clinic_key, ClinicKeyring, RecordSlot,
 };
@@ -157,7 +158,13 @@ pub async fn restrict(
                  re-sealed; nothing was changed.",
             )
         })?;
-        let envelope = seal_record(
+        // A deleted record stays deleted (its tombstone is re-sealed as a tombstone).
+        let seal = if env.deleted {
+            optovault_shared::crypto::seal_tombstone
+        } else {
+            seal_record
+        };
+        let envelope = seal(
             RecordSlot {
                 clinic_id,
                 chart_id,
@@ -190,6 +197,26 @@ pub async fn restrict(
     .await?;
     let clinic = refresh_clinic(app, &me, clinic_id).await?;
     sync(app, me, clinic, store).await
+}
+
+/// Erases a patient (an owner, after confirmation): a chart not yet restricted is first
+/// restricted to me alone, so everything current is sealed under the chart's own keys; then the
+/// server deletes every version of its records and its files and every copy of those keys, and
+/// this browser forgets the chart. Returns how many records were erased.
+pub async fn erase(
+    app: AppState,
+    me: Arc<Unlocked>,
+    clinic_id: Uuid,
+    chart_id: Uuid,
+) -> Result<u32, ApiError> {
+    let store = app.store(clinic_id);
+    if store.with_untracked(|s| s.restriction(&chart_id).is_none()) {
+        restrict(app, me.clone(), clinic_id, chart_id, vec![me.account_id]).await?;
+    }
+    let done = api::erase_chart(clinic_id, chart_id).await?;
+    store.update(|s| s.erased(chart_id));
+    refresh_clinic(app, &me, clinic_id).await?;
+    Ok(done.records)
 }
 
 /// The chart as the server now describes it (care team, key epoch).

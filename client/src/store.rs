@@ -419,6 +419,13 @@ impl RecordStore {
         self.charts.values().filter(|c| !c.in_care_team).count()
     }
 
+    /// Forgets an erased chart altogether (its records, its trash, its restriction).
+    pub fn erased(&mut self, chart_id: Uuid) {
+        self.purge(chart_id);
+        self.trash.remove(&chart_id);
+        self.charts.remove(&chart_id);
+    }
+
     /// Drops everything held of a chart (its patient and every other record of it).
     fn purge(&mut self, chart_id: Uuid) {
         for id in self.records_of_chart(&chart_id) {

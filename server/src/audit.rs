@@ -11,10 +11,10 @@ use optovault_shared::audit::{
     verify_ed25519,
 };
 use optovault_shared::wire::{
-    AppendedEntry, AuditCheckpoint, AuditCheckpointList, AuditEntry, AuditKeySetup, AuditKeyView,
-    AuditPage, DocumentGenerated, ReportedDetail, ReportedEvent, Role,
+    AppendedEntry, AuditAnchor, AuditCheckpoint, AuditCheckpointList, AuditEntry, AuditKeySetup,
+    AuditKeyView, AuditPage, DocumentGenerated, ReportedDetail, ReportedEvent, Role,
 };
-use optovault_shared::UnixTime;
+use optovault_shared::{UnixTime, B64};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -355,6 +355,14 @@ pub async fn checkpoints(
     require_member(&state, &auth, clinic_id).await?;
     Ok(Json(AuditCheckpointList {
         checkpoints: state.store.checkpoints(clinic_id).await?,
+        pruned: state
+            .store
+            .audit_anchor(Some(clinic_id))
+            .await?
+            .map(|(seq, hash)| AuditAnchor {
+                seq,
+                hash: B64(hash.to_vec()),
+            }),
     }))
 }
 

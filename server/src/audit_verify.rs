@@ -29,6 +29,8 @@ pub struct LogReport {
     pub head_seq: u64,
     pub checkpoints: usize,
     pub last_checkpoint: Option<u64>,
+    /// The last entry pruned past the retention period, if any (the check starts after it).
+    pub pruned_through: Option<u64>,
     /// The first problem, naming the entry; `None` when the log is intact.
     pub problem: Option<Problem>,
 }
@@ -141,6 +143,7 @@ pub async fn verify_log(
         head_seq,
         checkpoints: 0,
         last_checkpoint: None,
+        pruned_through: None,
         problem: None,
     };
     let signers = match clinic_id {
@@ -173,8 +176,14 @@ pub async fn verify_log(
             }
         }
     }
-    let mut chain = ChainVerifier::new(clinic_id, ChainPoint::GENESIS, trusted);
-    let mut since = 0;
+    // A log pruned past its retention period starts after its anchor.
+    let start = match store.audit_anchor(clinic_id).await? {
+        Some((seq, hash)) => ChainPoint { seq, hash },
+        None => ChainPoint::GENESIS,
+    };
+    report.pruned_through = (start.seq > 0).then_some(start.seq);
+    let mut chain = ChainVerifier::new(clinic_id, start, trusted);
+    let mut since = start.seq;
     loop {
         let page = store.audit_entries(clinic_id, since, 1000).await?;
         let Some(last) = page.last() else { break };

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use optovault_shared::wire::{
-    BatchWriteResponse, CareTeamRequest, RestrictChartRequest, RestrictedChart,
-    RestrictedChartList, Role, WrappedKey, WriteResult,
+    BatchWriteResponse, CareTeamRequest, ChartErased, EraseChartRequest, RestrictChartRequest,
+    RestrictedChart, RestrictedChartList, Role, WrappedKey, WriteResult,
 };
 use optovault_shared::{limits, Compartment};
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use crate::clinics::{clinic_event, require_member, wrapped_key_well_formed};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiJson, ApiPath};
 use crate::session::Authenticated;
-use crate::store::{ChartRow, MemberChange, MemberRow, StoreError};
+use crate::store::{erase_conflict, ChartRow, MemberChange, MemberRow, StoreError};
 use crate::{now, records, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -32,6 +32,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/clinics/{clinic_id}/charts/{chart_id}/team",
             put(change_team),
+        )
+        .route(
+            "/api/clinics/{clinic_id}/charts/{chart_id}/erase",
+            post(erase),
         )
 }
 
@@ -188,6 +192,53 @@ pub async fn list(
         })
         .collect();
     Ok(Json(RestrictedChartList { charts }))
+}
+
+/// Erases a patient (GDPR Art. 17), by an owner: the chart must be restricted, so its records are
+/// sealed under the chart's own keys; every version of its records, its files and every wrapped
+/// copy of those keys are deleted in one transaction, logged as `chart_erased` with the chart's
+/// random id and the count, nothing identifying.
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/charts/{chart_id}/erase",
+    params(("clinic_id" = Uuid, Path), ("chart_id" = Uuid, Path)), request_body = EraseChartRequest,
+    responses((status = 200, body = ChartErased), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "charts")]
+pub async fn erase(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath((clinic_id, chart_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(req): ApiJson<EraseChartRequest>,
+) -> ApiResult<Json<ChartErased>> {
+    let member = require_member(&state, &auth, clinic_id).await?;
+    if member.role != Role::Owner {
+        return Err(ApiError::forbidden(
+            "Only the clinic's owners erase a patient.",
+        ));
+    }
+    if req.chart_id != chart_id || chart_id == clinic_id {
+        return Err(ApiError::bad_request(
+            "confirmation_mismatch",
+            "Confirm the erasure with the chart's id.",
+        ));
+    }
+    let event = clinic_event(&auth, clinic_id, "chart_erased", Some(chart_id), 0);
+    let records = state
+        .store
+        .erase_chart(clinic_id, chart_id, event)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(w) if w == erase_conflict::NOT_RESTRICTED => ApiError::new(
+                StatusCode::CONFLICT,
+                "restrict_first",
+                "Restrict the chart first, so its records are sealed under its own keys.",
+            ),
+            StoreError::Conflict(w) if w == erase_conflict::CHART_CHANGED => ApiError::new(
+                StatusCode::CONFLICT,
+                "chart_changed",
+                "The chart changed meanwhile; reload and erase again.",
+            ),
+            e => e.into(),
+        })?;
+    Ok(Json(ChartErased { records }))
 }
 
 /// Restricts a chart: care team, the chart's own keys, and its records re-sealed, atomically.

@@ -49,6 +49,12 @@ pub struct Config {
         default_value = "http://localhost:8080"
     )]
     pub public_url: String,
+    /// Audit entries are kept this many days, then pruned (the log keeps the last pruned entry's
+    /// hash, so what remains still verifies). At least 2190 (six years, the HIPAA documentation
+    /// rule); longer is allowed.
+    #[arg(long, env = "OPTOVAULT_AUDIT_RETENTION_DAYS", default_value_t = 2190,
+        value_parser = clap::value_parser!(u32).range(2190..))]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -112,7 +112,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             tracing::warn!(dir = %dir.display(), "static dir has no index.html; build the client first");
         }
     }
-    spawn_sweeper(state.clone());
+    spawn_sweeper(
+        state.clone(),
+        i64::from(config.audit_retention_days) * 86_400,
+    );
     let router = app(state, config.static_dir.as_deref());
     // Listen for SIGTERM before announcing readiness, so a stop sent right after the ready line
     // still shuts down gracefully (and flushes).
@@ -134,9 +137,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Removes expired login attempts and sessions once a minute, and purges deleted records past
-/// their clinic's trash period (each purge is an audit entry).
-fn spawn_sweeper(state: AppState) {
+/// Removes expired login attempts and sessions once a minute, purges deleted records past their
+/// clinic's trash period and audit entries past the retention period (each purge is itself an
+/// audit entry).
+fn spawn_sweeper(state: AppState, audit_retention_secs: i64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
@@ -156,6 +160,18 @@ fn spawn_sweeper(state: AppState) {
                     "deleted records past their clinic's trash period purged"
                 ),
                 Err(e) => tracing::error!(error = %e, "purging the trash failed"),
+            }
+            let now = optovault_server::now();
+            match state
+                .store
+                .prune_audit(now - audit_retention_secs, now)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(pruned = n, "audit entries past the retention period pruned")
+                }
+                Err(e) => tracing::error!(error = %e, "pruning the audit log failed"),
             }
         }
     });

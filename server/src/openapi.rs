@@ -46,6 +46,7 @@ use utoipa::OpenApi;
         crate::invitations::info,
         crate::invitations::accept,
         crate::charts::list,
+        crate::charts::erase,
         crate::recovery::status,
         crate::recovery::setup,
         crate::recovery::start,

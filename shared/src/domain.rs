@@ -86,6 +86,21 @@ impl RecordBody {
         }
     }
 
+    /// Whether the record may no longer be changed by writing an earlier content again: a signed
+    /// exam (only amendments), a posted invoice (only credit notes), a prescription past draft
+    /// (only its status moves on). Restoring an old version is refused for these.
+    pub fn is_locked(&self) -> bool {
+        use crate::chart::billing::InvoiceStatus;
+        use crate::chart::rx::RxStatus;
+        match self {
+            RecordBody::Exam(e) => e.signed.is_some(),
+            RecordBody::Invoice(i) => i.status == InvoiceStatus::Posted,
+            RecordBody::SpectacleRx(r) => r.status != RxStatus::Draft,
+            RecordBody::ContactLensRx(r) => r.status != RxStatus::Draft,
+            _ => false,
+        }
+    }
+
     /// The compartment (and so the key) the record is sealed under.
     pub fn compartment(&self) -> Compartment {
         match self {
@@ -685,6 +700,29 @@ fn valid_email(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signed_posted_and_issued_records_are_locked_against_restoring() {
+        use crate::chart::billing::{Invoice, InvoiceStatus};
+        use crate::chart::exam::Exam;
+        use crate::chart::rx::{RxStatus, SpectacleRx};
+        let mut exam = Exam::default();
+        assert!(!RecordBody::Exam(exam.clone()).is_locked());
+        exam.signed = Some(Default::default());
+        assert!(RecordBody::Exam(exam).is_locked());
+        let mut inv = Invoice::default();
+        assert!(!RecordBody::Invoice(inv.clone()).is_locked());
+        inv.status = InvoiceStatus::Posted;
+        assert!(RecordBody::Invoice(inv).is_locked());
+        let mut rx = SpectacleRx {
+            status: RxStatus::Draft,
+            ..Default::default()
+        };
+        assert!(!RecordBody::SpectacleRx(rx.clone()).is_locked());
+        rx.status = RxStatus::Active;
+        assert!(RecordBody::SpectacleRx(rx).is_locked());
+        assert!(!RecordBody::Patient(Patient::default()).is_locked());
+    }
+
     use super::*;
 
     fn jane() -> Patient {

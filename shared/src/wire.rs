@@ -590,6 +590,18 @@ wire! {
     }
 }
 wire! {
+    /// An owner erases a patient: the chart id again, as confirmation.
+    pub struct EraseChartRequest {
+        pub chart_id: Uuid,
+    }
+}
+wire! {
+    pub struct ChartErased {
+        /// Records erased (every version of each).
+        pub records: u32,
+    }
+}
+wire! {
     pub struct RestrictedChartList {
         pub charts: Vec<RestrictedChart>,
     }
@@ -851,6 +863,17 @@ wire! {
 wire! {
     pub struct AuditCheckpointList {
         pub checkpoints: Vec<AuditCheckpoint>,
+        /// Set once entries past the retention period were pruned: the log now starts after
+        /// this entry, and a check starts from its hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pruned: Option<AuditAnchor>,
+    }
+}
+wire! {
+    /// The last entry pruned from a log: its seq and hash.
+    pub struct AuditAnchor {
+        pub seq: u64,
+        pub hash: B64,
     }
 }
 

@@ -7,7 +7,7 @@
 // finds every log intact and sees the categories, but no name, phone number or amount.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
@@ -258,6 +258,37 @@ test('a deleted appointment waits in the trash and is restored; both are on reco
   assert.deepEqual(ownerPage.consoleErrors, []);
 });
 
+test('the owner erases the patient: nothing of the chart is served, the log keeps only the fact', async () => {
+  const page = ownerPage;
+  await navigateInApp(page, `/clinics/${s.clinicId}/patients`);
+  await openPatient(page, FAMILY);
+  await page.waitForSelector('#chart-erase');
+  const recordIds = await page.evaluate(async ({ cid, chart }) => {
+    const feed = await (await fetch(`/api/clinics/${cid}/change-headers?since=0&limit=1000`)).json();
+    return feed.changes.filter((c) => c.chart_id === chart).map((c) => c.record_id);
+  }, { cid: s.clinicId, chart: s.chartId });
+  assert.ok(recordIds.length >= 5, `the chart holds the patient, the Rx, the invoice, the payment, the appointment: ${recordIds.length}`);
+  assert.equal(await page.isDisabled('#erase-chart'), true, 'not before the name is typed');
+  await page.fill('#erase-confirm', `${FAMILY}, Zel`);
+  assert.equal(await page.isDisabled('#erase-chart'), true);
+  await page.fill('#erase-confirm', `${FAMILY}, Zelda`);
+  await page.click('#erase-chart');
+  await page.waitForURL(/\/patients$/, { timeout: 60000 });
+  await page.waitForSelector('#list-notice');
+  assert.match(await page.innerText('#list-notice'), new RegExp(`The patient was erased: ${recordIds.length} records`));
+  assert.equal(await page.locator('tr.patient-row', { hasText: FAMILY }).count(), 0);
+  const statuses = await page.evaluate(async ({ cid, ids }) => Promise.all(ids.map(async (id) =>
+    (await fetch(`/api/clinics/${cid}/records/${id}`)).status)), { cid: s.clinicId, ids: recordIds });
+  assert.deepEqual([...new Set(statuses)], [404]);
+  await navigateInApp(page, `/clinics/${s.clinicId}/audit`);
+  const erased = auditRows(page, 'chart_erased');
+  await erased.waitFor();
+  assert.equal(await erased.locator('.audit-detail').innerText(), '', 'no detail: nothing identifying');
+  assert.ok(!(await erased.innerText()).includes(FAMILY));
+  // The browser's errors: the 404s asked for above.
+  assert.deepEqual(ownerPage.consoleErrors.filter((e) => !/status of 404/.test(e)), []);
+});
+
 test("the operator's verifier finds the logs intact and sees categories, never the details", async () => {
   await server.stop();
   const bin = process.env.OPTOVAULT_SERVER_BIN || join(ROOT, 'target/debug/optovault-server');
@@ -271,5 +302,18 @@ test("the operator's verifier finds the logs intact and sees categories, never t
   assert.ok(r.stdout.includes('[sealed detail]'));
   for (const canary of [FAMILY, 'Zelda', OLD_PHONE, NEW_PHONE, '120.00', 'Spectacle Rx printed']) {
     assert.ok(!r.stdout.includes(canary), `the operator's listing must not show ${canary}`);
+  }
+  assert.match(r.stdout, /chart_erased/);
+  // Nothing of the patient is in the database files in the clear either.
+  const files = [];
+  const walk = (d) => readdirSync(d, { withFileTypes: true }).forEach((e) =>
+    (e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name))));
+  walk(server.dataDir);
+  assert.ok(files.length > 0);
+  for (const f of files) {
+    const bytes = readFileSync(f);
+    for (const canary of [FAMILY, OLD_PHONE, NEW_PHONE, 'Booked by mistake', 'Comprehensive eye exam']) {
+      assert.equal(bytes.indexOf(Buffer.from(canary)), -1, `${canary} in ${f}`);
+    }
   }
 });

@@ -651,3 +651,115 @@ fn headers_and_reads_by_id_follow_roles_and_restrictions() {
         "not_found"
     );
 }
+
+/// Erasure (GDPR Art. 17): only an owner erases, only a restricted chart; afterwards nothing of
+/// the chart is served, every copy of its keys is gone (so a copy of its ciphertext taken before
+/// can no longer be opened, even by the owner), other charts are untouched, and the audit log
+/// keeps the fact and the chart's random id, nothing identifying.
+#[test]
+fn an_erased_chart_can_no_longer_be_opened_by_anyone() {
+    let f = fixture();
+    let (doc_c, doc) = &f.doc;
+    let path = format!("/api/clinics/{}/charts/{}/erase", f.clinic.id, f.patient);
+    let confirm = EraseChartRequest {
+        chart_id: f.patient,
+    };
+    // A second patient, who must survive.
+    let other = Uuid::new_v4();
+    f.oc.put_patient(&f.owner, &f.clinic, other, 0, &sample_patient(8))
+        .unwrap();
+    // Not restricted yet: refused, so nothing is erased that is sealed under the clinic's keys.
+    assert_eq!(
+        f.oc.post(&path, &confirm).expect_error(&[409]).code,
+        "restrict_first"
+    );
+    let doc_clinic = doc_c.join_view(doc, f.clinic.id);
+    doc_c
+        .batch(
+            f.clinic.id,
+            vec![clinical_note_write(
+                doc,
+                f.clinic.id,
+                &doc_clinic.keyring,
+                f.patient,
+                "to be erased",
+            )],
+        )
+        .unwrap();
+    let ring =
+        f.oc.restrict_chart(
+            &f.owner,
+            &f.clinic,
+            f.patient,
+            &[f.owner.account_id, doc.account_id],
+            &[&f.owner, doc],
+        )
+        .unwrap();
+    // What a copy of the database (or a backup) would hold of the chart, taken before.
+    let kept = f.oc.get_record(f.clinic.id, f.patient).unwrap().envelope;
+    let author_key = |id: &Uuid| (id == &f.owner.account_id).then(|| f.owner.ed25519());
+    assert!(crypto::open_record(&f.clinic.id, Purpose::Record, &kept, &ring, author_key).is_ok());
+
+    // Only an owner, and only with the chart's id as confirmation.
+    assert_eq!(
+        doc_c.post(&path, &confirm).expect_error(&[403]).code,
+        "forbidden"
+    );
+    let wrong = EraseChartRequest { chart_id: other };
+    assert_eq!(
+        f.oc.post(&path, &wrong).expect_error(&[400]).code,
+        "confirmation_mismatch"
+    );
+    let erased: ChartErased = f.oc.post(&path, &confirm).parse();
+    assert_eq!(erased.records, 2, "the patient and the note");
+
+    // Nothing of the chart is served any more, to anyone.
+    for c in [&f.oc, doc_c] {
+        let r = c.get(&format!(
+            "/api/clinics/{}/records/{}",
+            f.clinic.id, f.patient
+        ));
+        assert_eq!(r.status, 404);
+        let (feed, _, _) = c.all_changes(f.clinic.id, 0, 100, 10).unwrap();
+        assert!(feed.iter().all(|r| r.envelope.chart_id != f.patient));
+        assert!(c.restricted_charts(f.clinic.id).unwrap().charts.is_empty());
+    }
+    let history = f.oc.get(&format!(
+        "/api/clinics/{}/records/{}/versions",
+        f.clinic.id, f.patient
+    ));
+    assert_eq!(history.status, 404);
+    // The chart's keys are gone from every member: the copy taken before no longer opens.
+    for (c, who) in [(&f.oc, &f.owner), (doc_c, doc)] {
+        let now = c.join_view(who, f.clinic.id);
+        assert!(!now.keyring.has_chart(&f.patient));
+        assert_eq!(
+            crypto::open_record(
+                &f.clinic.id,
+                Purpose::Record,
+                &kept,
+                &now.keyring,
+                author_key
+            ),
+            Err(CryptoError::UnknownKey(kept.key_id))
+        );
+    }
+    // The other patient is untouched.
+    assert!(f.oc.get_record(f.clinic.id, other).is_ok());
+    // The log keeps the fact: the chart's random id and how many records, no detail.
+    let log = f.oc.access_events(f.clinic.id, 0, 1000).unwrap().entries;
+    let e = log
+        .iter()
+        .find(|e| e.action == "chart_erased")
+        .expect("logged");
+    assert_eq!(
+        (e.target, e.count, e.actor),
+        (Some(f.patient), 2, Some(f.owner.account_id))
+    );
+    assert!(e.detail.is_none());
+    // Erasing again finds nothing restricted.
+    assert_eq!(
+        f.oc.post(&path, &confirm).expect_error(&[409]).code,
+        "restrict_first"
+    );
+}

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::components::exam_form::{
     iop_method_short, laterality_label, now_datetime, rx_type_title, ExamForm,
 };
+use crate::components::record_history::RecordHistory;
 use crate::pages::report_error;
 use crate::records::save_item;
 use crate::state::{use_app, Unlocked};
@@ -433,6 +434,8 @@ fn ExamRow(
             <Show when=open>
                 <ExamDetail entry=entry.clone() me=me.clone() clinic_id=clinic_id chart_id=chart_id
                     selected=selected editing=editing />
+                <RecordHistory me=me.clone() clinic_id=clinic_id chart_id=chart_id record_id=id
+                    id=format!("exam-{id}") />
             </Show>
         </li>
     }

@@ -3,6 +3,7 @@ pub mod appointments;
 pub mod attachments;
 pub mod billing;
 pub mod chart_access;
+pub mod chart_erase;
 pub mod chart_export;
 pub mod chart_trash;
 pub mod chart_viewers;

@@ -109,7 +109,8 @@ pub fn RecordHistory(
     chart_id: Uuid,
     record_id: Uuid,
     /// Prefix of element ids (several histories can be on one page).
-    id: &'static str,
+    #[prop(into)]
+    id: String,
     /// Called once an old version is saved again (a form showing the record refills from it).
     #[prop(optional)]
     on_restored: Option<Callback<()>>,
@@ -120,6 +121,10 @@ pub fn RecordHistory(
     let notice = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let me_stored = StoredValue::new(me);
+    let (toggle_id, notice_id) = (
+        format!("{id}-history-toggle"),
+        format!("{id}-history-notice"),
+    );
     let load = move || {
         versions.set(None);
         spawn_local(async move {
@@ -176,20 +181,23 @@ pub fn RecordHistory(
 
     view! {
         <div class="record-history" id=format!("{id}-history")>
-            <button type="button" class="button secondary" id=format!("{id}-history-toggle") on:click=toggle>
+            <button type="button" class="button secondary" id=toggle_id on:click=toggle>
                 {move || if open.get() { "Hide history" } else { "History" }}
             </button>
-            {move || notice.get().map(|n| view! { <p class="notice" id=format!("{id}-history-notice")>{n}</p> })}
+            {move || notice.get().map(|n| view! { <p class="notice" id=notice_id.clone()>{n}</p> })}
             <Show when=move || open.get()>
                 {move || match versions.get() {
                     None => view! { <p class="muted">"Loading history…"</p> }.into_any(),
                     Some(Err(why)) => view! { <p class="error" role="alert">{why}</p> }.into_any(),
                     Some(Ok(list)) => {
                         let last = list.last().map(|v| v.version).unwrap_or(0);
+                        let locked = list
+                            .last()
+                            .is_some_and(|v| v.body.as_ref().is_ok_and(RecordBody::is_locked));
                         view! {
                             <ol class="history-list" reversed>
                                 {list.into_iter().rev().map(|v| {
-                                    let restorable = v.version != last && v.body.is_ok();
+                                    let restorable = !locked && v.version != last && v.body.is_ok();
                                     let bad = v.body.as_ref().err().cloned();
                                     let changes = v.changes.clone();
                                     let header = format!("Version {} — {} — {}", v.version, v.author, local_time(v.at));

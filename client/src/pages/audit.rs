@@ -23,10 +23,16 @@ use crate::store::RecordStore;
 use crate::util::{local_midnight, local_time};
 
 /// Actions offered in the filter (any other can still be seen unfiltered).
-const ACTIONS: [&str; 22] = [
+const ACTIONS: [&str; 29] = [
     "chart_read",
     "records_read",
+    "record_history_read",
     "records_written",
+    "records_deleted",
+    "record_deleted",
+    "record_restored",
+    "record_purged",
+    "chart_erased",
     "patient_updated",
     "record_changed",
     "payment_recorded",
@@ -46,6 +52,7 @@ const ACTIONS: [&str; 22] = [
     "member_removed",
     "keys_rotated",
     "audit_checkpoint",
+    "audit_pruned",
 ];
 
 #[component]

@@ -17,6 +17,7 @@ use crate::components::appointments::Appointments;
 use crate::components::attachments::Attachments;
 use crate::components::billing::Billing;
 use crate::components::chart_access::ChartAccess;
+use crate::components::chart_erase::ChartErase;
 use crate::components::chart_export::ChartExport;
 use crate::components::chart_trash::ChartTrash;
 use crate::components::chart_viewers::ChartViewers;
@@ -540,6 +541,7 @@ fn PatientEditor(me: Arc<Unlocked>, clinic_id: Uuid, patient_id: Option<Uuid>) -
                     <ChartAccess me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartTrash me=notes_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                     <ChartViewers me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
+                    <ChartErase me=access_me.clone() clinic_id=clinic_id chart_id=record_id ready=ready />
                 }
             })}
         </main>

@@ -106,6 +106,11 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let query = RwSignal::new(String::new());
     let me_id = me.account_id;
+    // A message from the page that sent us here (e.g. a patient erased).
+    let notice = app.notice.get_untracked();
+    if notice.is_some() {
+        app.notice.set(None);
+    }
 
     // Fetches what changed since the store's cursor (the whole clinic only the first time).
     let sync_now = move || {
@@ -190,6 +195,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                 </div>
             </div>
             {move || error.get().map(|e| view! { <p id="list-error" class="error" role="alert">{e}</p> })}
+            {notice.map(|n| view! { <p id="list-notice" class="notice" role="status">{n}</p> })}
             {move || {
                 store
                     .with(|s| s.progress)

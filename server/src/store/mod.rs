@@ -384,6 +384,11 @@ impl FileRow {
 pub const INCOMPLETE_FILE_TTL_SECS: i64 = 24 * 3600;
 
 /// The reasons (as `StoreError::Conflict`) a file operation is refused.
+pub mod erase_conflict {
+    pub const NOT_RESTRICTED: &str = "chart not restricted";
+    pub const CHART_CHANGED: &str = "chart changed";
+}
+
 pub mod audit_conflict {
     /// A checkpoint whose hash is not that of the entry it names (or names no entry).
     pub const CHECKPOINT_MISMATCH: &str = "checkpoint mismatch";
@@ -539,6 +544,18 @@ pub trait Store: Send + Sync + 'static {
         event: EventDraft,
     ) -> StoreResult<()>;
 
+    /// Erases a restricted chart (a patient's right to erasure): every version of every record
+    /// filed under it, its files, its trash rows, its restriction and every copy of its keys
+    /// wrapped to members, and appends `event`, in one transaction. `Conflict(NOT_RESTRICTED)`
+    /// if the chart is not restricted, `Conflict(CHART_CHANGED)` if a record of it was written
+    /// meanwhile. Returns how many records were erased.
+    async fn erase_chart(
+        &self,
+        clinic_id: Uuid,
+        chart_id: Uuid,
+        event: EventDraft,
+    ) -> StoreResult<u32>;
+
     /// Every session of an account.
     async fn sessions_of(&self, account_id: Uuid) -> StoreResult<Vec<SessionRow>>;
     /// Records that a session was used at `at` (not flushed: last-seen is advisory).
@@ -614,6 +631,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditEntry>>;
     /// The last seq and hash of a log (0 and the genesis hash when empty).
     async fn audit_head(&self, clinic_id: Option<Uuid>) -> StoreResult<(u64, [u8; 32])>;
+    /// Deletes, from every log, the entries older than `before` (the retention period), keeping
+    /// the last one's seq and hash as the log's anchor so the rest still verifies, and appends an
+    /// `audit_pruned` entry in the same transaction. Returns how many entries were pruned.
+    async fn prune_audit(&self, before: UnixTime, now: UnixTime) -> StoreResult<usize>;
+    /// Where a pruned log now starts: the seq and hash of its last pruned entry.
+    async fn audit_anchor(&self, clinic_id: Option<Uuid>) -> StoreResult<Option<(u64, [u8; 32])>>;
     /// Every log that has entries: `None` for the account-level log, then clinics by id.
     async fn audit_logs(&self) -> StoreResult<Vec<Option<Uuid>>>;
     /// Stores the clinic's audit key and appends `event`, in one transaction; `Conflict` if the

@@ -24,6 +24,7 @@
 //! | `event_heads` | clinic id (nil for account-level) | last entry's seq ‖ hash (the chain head) |
 //! | `versions` | clinic id ‖ record id ‖ version | seq ‖ feed row: every replaced version of a record (history) |
 //! | `trash` | clinic id ‖ record id | deleted at (i64): records whose latest version is a tombstone |
+//! | `audit_anchors` | clinic id (nil for account-level) | seq ‖ hash of the last entry pruned past retention |
 //! | `audit_keys` | clinic id | `AuditKeySetup` (JSON): the audit key's public half, wrapped secret |
 //! | `audit_checkpoints` | clinic id ‖ seq | `AuditCheckpoint` (JSON), signed by an owner |
 //! | `files` | clinic id ‖ file id | `FileRow` (JSON) |
@@ -72,6 +73,7 @@ struct Inner {
     events: Tree,
     event_heads: Tree,
     audit_keys: Tree,
+    audit_anchors: Tree,
     audit_checkpoints: Tree,
     roster: Tree,
     roster_heads: Tree,
@@ -497,6 +499,7 @@ impl SledStore {
             events: t("events")?,
             event_heads: t("event_heads")?,
             audit_keys: t("audit_keys")?,
+            audit_anchors: t("audit_anchors")?,
             audit_checkpoints: t("audit_checkpoints")?,
             roster: t("roster")?,
             roster_heads: t("roster_heads")?,
@@ -1376,6 +1379,104 @@ impl Store for SledStore {
         .await
     }
 
+    async fn erase_chart(
+        &self,
+        clinic_id: Uuid,
+        chart_id: Uuid,
+        event: EventDraft,
+    ) -> StoreResult<u32> {
+        self.run(move |s| {
+            // Sled transactions cannot scan: what the chart holds is listed first, and each
+            // record's position re-checked inside the transaction (a write meanwhile aborts).
+            let mut records = Vec::new();
+            for kv in s.feed.scan_prefix(clinic_id.as_bytes()) {
+                let (k, v) = kv?;
+                let row = decode_feed_row(be_u64(&k[16..])?, &v)?;
+                if row.chart_id == chart_id {
+                    let rkey = key2(&clinic_id, row.record_id.as_bytes());
+                    let versions: Vec<sled::IVec> = s
+                        .versions
+                        .scan_prefix(&rkey)
+                        .keys()
+                        .collect::<Result<_, _>>()?;
+                    records.push((row.record_id, row.seq, row.version, versions));
+                }
+            }
+            let member_keys: Vec<sled::IVec> = s
+                .members
+                .scan_prefix(clinic_id.as_bytes())
+                .keys()
+                .collect::<Result<_, _>>()?;
+            let mut event = event;
+            event.count = records.len() as u32;
+            let trees = (
+                &s.records,
+                &s.feed,
+                &s.versions,
+                &s.trash,
+                &s.files,
+                &s.file_chunks,
+                &s.file_chunk_lens,
+                &s.members,
+                &s.charts,
+                &s.events,
+                &s.event_heads,
+            );
+            let r = trees.transaction(
+                |(idx, feed, versions, trash, files, chunks, lens, members, charts, log, heads)| {
+                    let ckey = key2(&clinic_id, chart_id.as_bytes());
+                    if charts.remove(ckey)?.is_none() {
+                        return abort(StoreError::Conflict(erase_conflict::NOT_RESTRICTED.into()));
+                    }
+                    for (record_id, seq, version, version_keys) in &records {
+                        let rkey = key2(&clinic_id, record_id.as_bytes());
+                        let mut want = [0u8; 16];
+                        want[..8].copy_from_slice(&seq.to_be_bytes());
+                        want[8..].copy_from_slice(&version.to_be_bytes());
+                        if idx.remove(rkey.as_slice())?.as_deref() != Some(want.as_slice()) {
+                            return abort(StoreError::Conflict(
+                                erase_conflict::CHART_CHANGED.into(),
+                            ));
+                        }
+                        feed.remove(key2(&clinic_id, &seq.to_be_bytes()))?;
+                        for vk in version_keys {
+                            versions.remove(vk)?;
+                        }
+                        trash.remove(rkey.as_slice())?;
+                        if let Some(f) = files.remove(rkey.as_slice())? {
+                            let f: FileRow = from_json("files", &f)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            for index in 0..f.chunk_count {
+                                let ck = chunk_key(&clinic_id, record_id, index);
+                                chunks.remove(ck.as_slice())?;
+                                lens.remove(ck)?;
+                            }
+                        }
+                    }
+                    // Every copy of the chart's keys goes: what was sealed under them can no
+                    // longer be opened by anyone, wherever a copy of the ciphertext survives.
+                    for mk in &member_keys {
+                        if let Some(v) = members.get(mk)? {
+                            let mut m: MemberRow = from_json("members", &v)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            let before = m.wrapped_keys.len();
+                            m.wrapped_keys.retain(|k| k.chart_id != Some(chart_id));
+                            if m.wrapped_keys.len() != before {
+                                members.insert(mk, to_json(&m))?;
+                            }
+                        }
+                    }
+                    append_event_tx(log, heads, &event)?;
+                    Ok(records.len() as u32)
+                },
+            );
+            let n = tx_result(r)?;
+            s.durable()?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn write_records(
         &self,
         clinic_id: Uuid,
@@ -1563,6 +1664,84 @@ impl Store for SledStore {
                 None => Ok((0, GENESIS_HASH)),
             },
         )
+        .await
+    }
+
+    async fn prune_audit(&self, before: UnixTime, now: UnixTime) -> StoreResult<usize> {
+        self.run(move |s| {
+            let mut pruned = 0;
+            for scope in s.event_heads.iter().keys() {
+                let scope = uuid_at(&scope?, 0)?;
+                // Entries are in time order within a log: take the leading run older than
+                // `before` (at most 10,000 per pass, so one pass never holds the store long).
+                let mut old = Vec::new();
+                for kv in s.events.scan_prefix(scope.as_bytes()).take(10_000) {
+                    let (k, v) = kv?;
+                    let e: AuditEntry = from_json("events", &v)?;
+                    if e.at >= before {
+                        break;
+                    }
+                    old.push((k, e.seq, e.hash.0));
+                }
+                let Some((_, last_seq, last_hash)) = old.last().cloned() else {
+                    continue;
+                };
+                let clinic_id = (!scope.is_nil()).then_some(scope);
+                let r = (
+                    &s.events,
+                    &s.event_heads,
+                    &s.audit_anchors,
+                    &s.audit_checkpoints,
+                )
+                    .transaction(|(events, heads, anchors, cps)| {
+                        for (k, _, _) in &old {
+                            events.remove(k)?;
+                            // A checkpoint over a pruned entry has nothing left to vouch for.
+                        }
+                        for (_, seq, _) in &old {
+                            if let Some(c) = clinic_id {
+                                cps.remove(key2(&c, &seq.to_be_bytes()))?;
+                            }
+                        }
+                        let mut anchor = Vec::with_capacity(40);
+                        anchor.extend_from_slice(&last_seq.to_be_bytes());
+                        anchor.extend_from_slice(&last_hash);
+                        anchors.insert(scope.as_bytes(), anchor)?;
+                        append_event_tx(
+                            events,
+                            heads,
+                            &EventDraft {
+                                at: now,
+                                actor: None,
+                                clinic_id,
+                                action: "audit_pruned",
+                                target: None,
+                                count: old.len() as u32,
+                                outcome: "ok",
+                                ip: None,
+                                detail: None,
+                            },
+                        )?;
+                        Ok(())
+                    });
+                tx_result(r)?;
+                pruned += old.len();
+            }
+            if pruned > 0 {
+                s.durable()?;
+            }
+            Ok(pruned)
+        })
+        .await
+    }
+
+    async fn audit_anchor(&self, clinic_id: Option<Uuid>) -> StoreResult<Option<(u64, [u8; 32])>> {
+        self.run(move |s| {
+            s.audit_anchors
+                .get(event_scope(clinic_id).as_bytes())?
+                .map(|b| decode_event_head(&b))
+                .transpose()
+        })
         .await
     }
 

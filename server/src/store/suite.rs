@@ -140,6 +140,7 @@ pub async fn run_all(store: &dyn Store) {
     record_writes_and_conflicts(store).await;
     every_version_is_kept(store).await;
     deleted_records_wait_in_the_trash_then_are_purged(store).await;
+    erasing_a_chart_takes_every_version_and_every_key(store).await;
     audit_entries_chain_and_checkpoints(store).await;
     batch_is_all_or_nothing(store).await;
     change_feed(store).await;
@@ -159,6 +160,8 @@ pub async fn run_all(store: &dyn Store) {
     files_are_isolated_between_clinics(store).await;
     // Last among the file checks: it sweeps every stale incomplete upload in the store.
     incomplete_files_are_swept(store).await;
+    // Last of all: it prunes every log in the store.
+    pruning_keeps_the_rest_of_the_log_verifiable(store).await;
 }
 
 const FILE_T0: UnixTime = 1_700_000_000;
@@ -1456,6 +1459,148 @@ pub async fn deleted_records_wait_in_the_trash_then_are_purged(store: &dyn Store
         ("record_purged", Some(r), 4)
     );
     assert_eq!(store.purge_trash(300 + 60 * day).await.unwrap(), 0);
+}
+
+pub async fn pruning_keeps_the_rest_of_the_log_verifiable(store: &dyn Store) {
+    use optovault_shared::audit::{ChainPoint, ChainVerifier};
+    let (clinic, _) = new_clinic(store).await;
+    // Entry 1 is the clinic's creation (at 1_700_000_000), then four reads at times 10..13.
+    let (head0, _) = store.audit_head(Some(clinic)).await.unwrap();
+    for t in 0..4 {
+        let mut e = event(Some(clinic), "records_read");
+        e.at = 10 + t;
+        store.append_event(e, true).await.unwrap();
+    }
+    let entries = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
+    // Only a leading run of old entries goes: the creation entry (newest) stops a cut at 12.
+    assert_eq!(store.prune_audit(12, 12).await.unwrap(), 0);
+    let cut = 1_800_000_000;
+    let last = entries.last().unwrap().clone();
+    // Every log in the store is pruned; this clinic's share is its whole log.
+    assert!(store.prune_audit(cut, cut).await.unwrap() >= entries.len());
+    let anchor = store.audit_anchor(Some(clinic)).await.unwrap().unwrap();
+    assert_eq!(anchor.0, last.seq);
+    assert_eq!(anchor.1.as_slice(), last.hash.as_slice());
+    let rest = store.audit_entries(Some(clinic), 0, 100).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].action, "audit_pruned");
+    assert_eq!(rest[0].count as usize, entries.len());
+    assert_eq!(rest[0].seq, head0 + 5);
+    let mut chain = ChainVerifier::new(
+        Some(clinic),
+        ChainPoint {
+            seq: anchor.0,
+            hash: anchor.1,
+        },
+        vec![],
+    );
+    chain.push(&rest[0]).unwrap();
+    chain.finish().unwrap();
+    // Nothing older is left: a second pass prunes nothing.
+    assert_eq!(store.prune_audit(1_700_000_000, cut).await.unwrap(), 0);
+}
+
+pub async fn erasing_a_chart_takes_every_version_and_every_key(store: &dyn Store) {
+    let (clinic, owner) = new_clinic(store).await;
+    let chart = Uuid::new_v4();
+    let (patient, exam, other) = (chart, Uuid::new_v4(), Uuid::new_v4());
+    let in_chart = |id, v, body: &str| RecordWriteRow {
+        chart_id: chart,
+        ..write(id, v, body)
+    };
+    store
+        .write_records(
+            clinic,
+            vec![
+                in_chart(patient, 0, "p1"),
+                in_chart(exam, 0, "e1"),
+                write(other, 0, "o1"),
+            ],
+            1,
+            vec![],
+        )
+        .await
+        .unwrap();
+    store
+        .write_records(clinic, vec![in_chart(exam, 1, "e2")], 2, vec![])
+        .await
+        .unwrap();
+    let not_yet = store
+        .erase_chart(clinic, chart, event(Some(clinic), "chart_erased"))
+        .await;
+    assert!(
+        is_conflict(not_yet, erase_conflict::NOT_RESTRICTED),
+        "restricted first"
+    );
+    let chart_key = |epoch| WrappedKey {
+        chart_id: Some(chart),
+        ..wrapped(Uuid::new_v4(), Compartment::Clinical, epoch, owner)
+    };
+    let row = ChartRow {
+        chart_id: chart,
+        care_team: vec![owner],
+        key_epoch: 1,
+        restricted_by: owner,
+        restricted_at: 3,
+    };
+    store
+        .restrict_chart(
+            clinic,
+            row,
+            vec![chart_key(1)],
+            vec![],
+            3,
+            event(Some(clinic), "r"),
+        )
+        .await
+        .unwrap();
+    let keys_before = store
+        .member(clinic, owner)
+        .await
+        .unwrap()
+        .unwrap()
+        .wrapped_keys;
+    assert!(keys_before.iter().any(|k| k.chart_id == Some(chart)));
+    let (log_before, _) = store.audit_head(Some(clinic)).await.unwrap();
+    let n = store
+        .erase_chart(clinic, chart, event(Some(clinic), "chart_erased"))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    for id in [patient, exam] {
+        assert_eq!(store.record(clinic, id).await.unwrap(), None);
+        assert!(store.record_versions(clinic, id).await.unwrap().is_empty());
+    }
+    assert!(
+        store.record(clinic, other).await.unwrap().is_some(),
+        "other charts stay"
+    );
+    assert!(store.charts(clinic).await.unwrap().is_empty());
+    let keys_after = store
+        .member(clinic, owner)
+        .await
+        .unwrap()
+        .unwrap()
+        .wrapped_keys;
+    assert!(
+        keys_after.iter().all(|k| k.chart_id != Some(chart)),
+        "every chart key gone"
+    );
+    assert_eq!(
+        keys_after.len(),
+        keys_before.len() - 1,
+        "the clinic's keys stay"
+    );
+    let log = store
+        .audit_entries(Some(clinic), log_before, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.action.as_str(), e.target, e.count))
+            .collect::<Vec<_>>(),
+        vec![("chart_erased", None, 2)]
+    );
 }
 
 pub async fn audit_entries_chain_and_checkpoints(store: &dyn Store) {
