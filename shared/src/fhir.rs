@@ -14,10 +14,12 @@
 //! What R4 `VisionPrescription` cannot carry and is therefore not exported: expiry, PD, near PD,
 //! segment height, vertex distance, the contact lens manufacturer and material, the source exam.
 //! The spectacle lens type is written as a note `Lens type: progressive` and recognised again on
-//! import. Visual acuity has no LOINC code here (the codes differ per eye, distance, correction
-//! and chart, and a wrong code is worse than none): its `code` is descriptive text, its value a
-//! logMAR `Quantity` (UCUM `{logMAR}`). Intraocular pressure uses LOINC 56844-4 and UCUM
-//! `mm[Hg]`. Body sites and methods are text only. Observation times are dates: the chart keeps
+//! import. Visual acuity is coded with the SNOMED CT observable entities the HL7 eye-care
+//! guides use (distance 251739003, near 251743004, pinhole 419475002, distance binocular
+//! 251742009), its body site with SNOMED CT "Entire right eye" 362502000 / "Entire left eye"
+//! 362503005 (both eyes: text), its value a logMAR `Quantity` (UCUM `{logMAR}`); the correction
+//! and the notation it was entered in are in the text and a note. Intraocular pressure uses LOINC
+//! 56844-4 and UCUM `mm[Hg]`. IOP methods are text only. Observation times are dates: the chart keeps
 //! clinic-local times without a time zone, which a FHIR `dateTime` with a time would need.
 
 use serde_json::{json, Map, Value};
@@ -26,8 +28,8 @@ use uuid::Uuid;
 
 use crate::chart::{Centi, Diopters};
 use crate::chart::{
-    ClEye, ContactLensRx, Exam, EyeRefraction, LensType, Prescriber, Prism, PrismBase, Replacement,
-    RxStatus, Side, SpectacleRx, StaffRef, VaCorrection, VaDistance, VisualAcuity,
+    ClEye, ContactLensRx, Exam, EyeRefraction, EyeSel, LensType, Prescriber, Prism, PrismBase,
+    Replacement, RxStatus, Side, SpectacleRx, StaffRef, VaCorrection, VaDistance, VisualAcuity,
 };
 use crate::domain::{parse_date, Patient, PatientStatus, Sex};
 
@@ -35,6 +37,7 @@ pub const PRODUCT_SYSTEM: &str =
     "http://terminology.hl7.org/CodeSystem/ex-visionprescriptionproduct";
 pub const UCUM: &str = "http://unitsofmeasure.org";
 pub const LOINC: &str = "http://loinc.org";
+pub const SNOMED: &str = "http://snomed.info/sct";
 pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 /// LOINC "Intraocular pressure of Eye".
 pub const LOINC_IOP: &str = "56844-4";
@@ -425,7 +428,20 @@ fn va_observation(id: &Uuid, exam: &Exam, patient: &Uuid, va: &VisualAcuity) -> 
     };
     let eye = va.eye.label();
     let text = format!("Visual acuity, {eye}, {dist}, {corr} (logMAR)");
-    let mut o = observation_base(id, exam, patient, json!({ "text": text }));
+    let (code, display) = match (va.distance, va.correction, va.eye) {
+        (VaDistance::Distance, VaCorrection::Pinhole, _) => ("419475002", "Pinhole visual acuity"),
+        (VaDistance::Distance, _, EyeSel::Ou) => {
+            ("251742009", "Distance visual acuity - binocular")
+        }
+        (VaDistance::Distance, _, _) => ("251739003", "Distance visual acuity"),
+        (VaDistance::Near, _, _) => ("251743004", "Near visual acuity"),
+    };
+    let mut o = observation_base(
+        id,
+        exam,
+        patient,
+        json!({ "coding": [{ "system": SNOMED, "code": code, "display": display }], "text": text }),
+    );
     o.insert(
         "valueQuantity".into(),
         json!({
@@ -435,7 +451,16 @@ fn va_observation(id: &Uuid, exam: &Exam, patient: &Uuid, va: &VisualAcuity) -> 
             "code": "{logMAR}"
         }),
     );
-    o.insert("bodySite".into(), json!({ "text": eye }));
+    let site = match va.eye {
+        EyeSel::Od => {
+            json!({ "coding": [{ "system": SNOMED, "code": "362502000", "display": "Entire right eye" }], "text": eye })
+        }
+        EyeSel::Os => {
+            json!({ "coding": [{ "system": SNOMED, "code": "362503005", "display": "Entire left eye" }], "text": eye })
+        }
+        EyeSel::Ou => json!({ "text": eye }),
+    };
+    o.insert("bodySite".into(), site);
     let mut note = format!("Entered as {} ({}).", va.entered, va.notation.label());
     if let Some(lv) = va.low_vision() {
         note = format!(

@@ -536,6 +536,33 @@ fn patient_bundle() {
     assert_eq!(va[0]["valueQuantity"]["value"], json!(0.301));
     assert_eq!(va[2]["valueQuantity"]["value"], json!(0.0));
     assert_eq!(va[0]["effectiveDateTime"], "2026-11-20");
+    // Coded with the SNOMED CT observable entities and body sites of the HL7 eye-care guides.
+    for o in &va {
+        let text = o["code"]["text"].as_str().unwrap();
+        let want = if text.contains("pinhole") {
+            "419475002"
+        } else if text.contains("near") {
+            "251743004"
+        } else if text.contains("both eyes") {
+            "251742009"
+        } else {
+            "251739003"
+        };
+        assert_eq!(
+            o["code"]["coding"][0]["system"], "http://snomed.info/sct",
+            "{text}"
+        );
+        assert_eq!(o["code"]["coding"][0]["code"], want, "{text}");
+        let site = o["bodySite"]["coding"][0]["code"].clone();
+        match o["bodySite"]["text"].as_str().unwrap() {
+            "right eye" => assert_eq!(site, "362502000"),
+            "left eye" => assert_eq!(site, "362503005"),
+            _ => assert!(site.is_null()),
+        }
+    }
+    assert!(va
+        .iter()
+        .any(|o| o["bodySite"]["coding"][0]["code"] == "362502000"));
     // Deterministic.
     assert_eq!(sample_bundle(), b);
 }
