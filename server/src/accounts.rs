@@ -118,17 +118,17 @@ pub async fn register_finish(
         passkeys: vec![],
         pending_passkey: None,
     };
-    match state.store.create_account(account).await {
+    match state
+        .store
+        .create_account(
+            account,
+            Some(account_event("account_created", Some(account_id), "ok", ip)),
+        )
+        .await
+    {
         Err(StoreError::Conflict(_)) => return Err(username_taken()),
         other => other?,
     }
-    state
-        .store
-        .append_event(
-            account_event("account_created", Some(account_id), "ok", ip),
-            true,
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(AccountCreated { account_id })))
 }
 
@@ -213,13 +213,12 @@ pub async fn password_finish(
                 a.must_change_password = false;
                 Ok(())
             }),
-        )
-        .await?;
-    state
-        .store
-        .append_event(
-            account_event("password_changed", Some(auth.account_id), "ok", auth.ip),
-            true,
+            Some(account_event(
+                "password_changed",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -156,6 +156,7 @@ pub async fn check_second_factor(
                 }
                 Err(StoreError::Conflict("wrong code".into()))
             }),
+            None,
         )
         .await;
     match result {
@@ -312,6 +313,7 @@ pub async fn enroll(
                 });
                 Ok(())
             }),
+            None,
         )
         .await
         .map_err(|e| match e {
@@ -355,6 +357,12 @@ pub async fn confirm(
                 a.mfa_recovery_hashes = hashes.clone();
                 Ok(())
             }),
+            Some(account_event(
+                "mfa_enabled",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await
         .map_err(|e| match e {
@@ -364,13 +372,6 @@ pub async fn confirm(
             ),
             e => e.into(),
         })?;
-    state
-        .store
-        .append_event(
-            account_event("mfa_enabled", Some(auth.account_id), "ok", auth.ip),
-            true,
-        )
-        .await?;
     Ok(Json(RecoveryCodes { codes }))
 }
 
@@ -408,13 +409,12 @@ pub async fn disable(
                 }
                 Ok(())
             }),
-        )
-        .await?;
-    state
-        .store
-        .append_event(
-            account_event("mfa_disabled", Some(auth.account_id), "ok", auth.ip),
-            true,
+            Some(account_event(
+                "mfa_disabled",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -141,6 +141,7 @@ pub async fn register_start(
                 a.pending_passkey = Some(pending.clone());
                 Ok(())
             }),
+            None,
         )
         .await?;
     Ok(Json(PasskeyChallenge {
@@ -225,6 +226,12 @@ pub async fn register_finish(
                 a.mfa_recovery_hashes = hashes.clone();
                 Ok(())
             }),
+            Some(account_event(
+                "passkey_added",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await
         .map_err(|e| match e {
@@ -235,13 +242,6 @@ pub async fn register_finish(
             ),
             e => e.into(),
         })?;
-    state
-        .store
-        .append_event(
-            account_event("passkey_added", Some(auth.account_id), "ok", auth.ip),
-            true,
-        )
-        .await?;
     Ok(Json(PasskeyRegistered {
         passkey: info(&row),
         recovery_codes: codes,
@@ -273,19 +273,18 @@ pub async fn remove(
                 }
                 Ok(())
             }),
+            Some(account_event(
+                "passkey_removed",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::not_found(),
             e => e.into(),
         })?;
-    state
-        .store
-        .append_event(
-            account_event("passkey_removed", Some(auth.account_id), "ok", auth.ip),
-            true,
-        )
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -381,6 +380,7 @@ pub async fn check_assertion(
                 // The credential was removed between the challenge and the answer.
                 Err(StoreError::Conflict("passkey removed".into()))
             }),
+            None,
         )
         .await;
     match updated {

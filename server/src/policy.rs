@@ -229,6 +229,7 @@ pub async fn require_password_change(
                 a.must_change_password = true;
                 Ok(())
             }),
+            None,
         )
         .await?;
     state.store.revoke_sessions_of(account_id).await?;

@@ -88,13 +88,12 @@ pub async fn setup(
                 a.recovery = Some(row.clone());
                 Ok(())
             }),
-        )
-        .await?;
-    state
-        .store
-        .append_event(
-            account_event("recovery_kit_created", Some(auth.account_id), "ok", auth.ip),
-            true,
+            Some(account_event(
+                "recovery_kit_created",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -193,15 +192,14 @@ pub async fn finish(
                 a.must_change_password = false;
                 Ok(())
             }),
+            Some(account_event(
+                "account_recovered",
+                Some(account.account_id),
+                "ok",
+                ip.clone(),
+            )),
         )
         .await?;
     throttle::succeeded(&state, &username, ip.as_deref()).await?;
-    state
-        .store
-        .append_event(
-            account_event("account_recovered", Some(account.account_id), "ok", ip),
-            true,
-        )
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -329,22 +329,23 @@ pub async fn issue_session(
     let expires_at = created_at + state.settings.session_ttl_secs;
     state
         .store
-        .put_session(SessionRow {
-            token_hash: hash_token(token.as_ref()),
-            account_id: account.account_id,
-            created_at,
-            expires_at,
-            session_id: Uuid::new_v4(),
-            last_seen: created_at,
-            ip: ip.clone(),
-            user_agent,
-        })
-        .await?;
-    state
-        .store
-        .append_event(
-            account_event("login_ok", Some(account.account_id), "ok", ip),
-            true,
+        .put_session(
+            SessionRow {
+                token_hash: hash_token(token.as_ref()),
+                account_id: account.account_id,
+                created_at,
+                expires_at,
+                session_id: Uuid::new_v4(),
+                last_seen: created_at,
+                ip: ip.clone(),
+                user_agent,
+            },
+            Some(account_event(
+                "login_ok",
+                Some(account.account_id),
+                "ok",
+                ip,
+            )),
         )
         .await?;
     let cookie = format!(

@@ -209,7 +209,7 @@ test('a full clinic day, from booking to FHIR export', async () => {
   const clinicId = listPath.split('/')[2];
   const logged = await page.evaluate(async (id) => {
     const r = await fetch(`/api/clinics/${id}/audit?since=0&limit=1000`);
-    return (await r.json()).events.map((e) => [e.action, e.target]);
+    return (await r.json()).entries.map((e) => [e.action, e.target]);
   }, clinicId);
   for (const action of ['document_spectacle_rx', 'document_fhir_export', 'file_uploaded']) {
     assert.ok(logged.some(([a, t]) => a === action && (action === 'file_uploaded' || t === chartId)),

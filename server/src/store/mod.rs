@@ -419,16 +419,22 @@ pub trait Store: Send + Sync + 'static {
     async fn server_setup_or_init(&self, fresh: Vec<u8>) -> StoreResult<Vec<u8>>;
 
     /// Creates an account; `Conflict` if the username is taken.
-    async fn create_account(&self, account: AccountRow) -> StoreResult<()>;
+    async fn create_account(
+        &self,
+        account: AccountRow,
+        event: Option<EventDraft>,
+    ) -> StoreResult<()>;
     async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>>;
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<AccountRow>>;
 
     /// Changes an account atomically with `f`, which may refuse (its error is returned and
-    /// nothing is written); returns the new row.
+    /// nothing is written), appending `event` (if any) to the audit log in the same transaction;
+    /// returns the new row.
     async fn update_account(
         &self,
         account_id: Uuid,
         f: Box<dyn for<'r> Fn(&'r mut AccountRow) -> StoreResult<()> + Send + Sync>,
+        event: Option<EventDraft>,
     ) -> StoreResult<AccountRow>;
 
     async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()>;
@@ -447,7 +453,7 @@ pub trait Store: Send + Sync + 'static {
     async fn trash(&self, clinic_id: Uuid) -> StoreResult<Vec<(Uuid, UnixTime)>>;
 
     /// Stores a new session and records the login time on the account.
-    async fn put_session(&self, session: SessionRow) -> StoreResult<()>;
+    async fn put_session(&self, session: SessionRow, event: Option<EventDraft>) -> StoreResult<()>;
     async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
     async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
 

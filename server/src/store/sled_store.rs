@@ -579,9 +579,14 @@ impl Store for SledStore {
         .await
     }
 
-    async fn create_account(&self, account: AccountRow) -> StoreResult<()> {
+    async fn create_account(
+        &self,
+        account: AccountRow,
+        event: Option<EventDraft>,
+    ) -> StoreResult<()> {
         self.run(move |s| {
-            let r = (&s.usernames, &s.accounts).transaction(|(u, a)| {
+            let trees = (&s.usernames, &s.accounts, &s.events, &s.event_heads);
+            let r = trees.transaction(|(u, a, log, heads)| {
                 if u.get(account.username.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                         "username".into(),
@@ -589,6 +594,9 @@ impl Store for SledStore {
                 }
                 u.insert(account.username.as_bytes(), account.account_id.as_bytes())?;
                 a.insert(account.account_id.as_bytes(), to_json(&account))?;
+                if let Some(e) = &event {
+                    append_event_tx(log, heads, e)?;
+                }
                 Ok(())
             });
             tx_result(r)?;
@@ -615,9 +623,11 @@ impl Store for SledStore {
         &self,
         account_id: Uuid,
         f: Box<dyn for<'r> Fn(&'r mut AccountRow) -> StoreResult<()> + Send + Sync>,
+        event: Option<EventDraft>,
     ) -> StoreResult<AccountRow> {
         self.run(move |s| {
-            let r = s.accounts.transaction(|t| {
+            let trees = (&s.accounts, &s.events, &s.event_heads);
+            let r = trees.transaction(|(t, log, heads)| {
                 let mut a: AccountRow = match t.get(account_id.as_bytes())? {
                     Some(v) => {
                         from_json("accounts", &v).map_err(ConflictableTransactionError::Abort)?
@@ -626,6 +636,9 @@ impl Store for SledStore {
                 };
                 f(&mut a).map_err(ConflictableTransactionError::Abort)?;
                 t.insert(account_id.as_bytes(), to_json(&a))?;
+                if let Some(e) = &event {
+                    append_event_tx(log, heads, e)?;
+                }
                 Ok(a)
             });
             let a = tx_result(r)?;
@@ -811,10 +824,16 @@ impl Store for SledStore {
         .await
     }
 
-    async fn put_session(&self, session: SessionRow) -> StoreResult<()> {
+    async fn put_session(&self, session: SessionRow, event: Option<EventDraft>) -> StoreResult<()> {
         self.run(move |s| {
-            let trees = (&s.sessions, &s.account_sessions, &s.accounts);
-            let r = trees.transaction(|(sessions, index, accounts)| {
+            let trees = (
+                &s.sessions,
+                &s.account_sessions,
+                &s.accounts,
+                &s.events,
+                &s.event_heads,
+            );
+            let r = trees.transaction(|(sessions, index, accounts, log, heads)| {
                 sessions.insert(&session.token_hash, to_json(&session))?;
                 index.insert(key2(&session.account_id, &session.token_hash), &[])?;
                 if let Some(v) = accounts.get(session.account_id.as_bytes())? {
@@ -822,6 +841,9 @@ impl Store for SledStore {
                         from_json("accounts", &v).map_err(ConflictableTransactionError::Abort)?;
                     a.last_login_at = Some(session.created_at);
                     accounts.insert(session.account_id.as_bytes(), to_json(&a))?;
+                }
+                if let Some(e) = &event {
+                    append_event_tx(log, heads, e)?;
                 }
                 Ok(())
             });

@@ -109,7 +109,7 @@ fn write(record_id: Uuid, expected_version: u64, body: &str) -> RecordWriteRow {
 
 async fn new_clinic(store: &dyn Store) -> (Uuid, Uuid) {
     let owner = account(&format!("owner-{}", Uuid::new_v4()));
-    store.create_account(owner.clone()).await.unwrap();
+    store.create_account(owner.clone(), None).await.unwrap();
     let clinic_id = Uuid::new_v4();
     store
         .create_clinic(
@@ -1179,7 +1179,7 @@ pub async fn sessions_of_an_account_are_revoked(store: &dyn Store) {
     };
     let (a1, a2, b) = (mk(account), mk(account), mk(other));
     for s in [&a1, &a2, &b] {
-        store.put_session(s.clone()).await.unwrap();
+        store.put_session(s.clone(), None).await.unwrap();
     }
     assert_eq!(store.revoke_sessions_of(account).await.unwrap(), 2);
     assert_eq!(store.session(a1.token_hash).await.unwrap(), None);
@@ -1197,7 +1197,7 @@ pub async fn server_setup_is_written_once(store: &dyn Store) {
 pub async fn accounts(store: &dyn Store) {
     let name = format!("jane-{}", Uuid::new_v4());
     let a = account(&name);
-    store.create_account(a.clone()).await.unwrap();
+    store.create_account(a.clone(), None).await.unwrap();
     assert_eq!(store.account(a.account_id).await.unwrap(), Some(a.clone()));
     assert_eq!(
         store.account_by_username(&name).await.unwrap(),
@@ -1205,7 +1205,7 @@ pub async fn accounts(store: &dyn Store) {
     );
     let dup = account(&name);
     assert!(matches!(
-        store.create_account(dup.clone()).await,
+        store.create_account(dup.clone(), None).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.account(dup.account_id).await.unwrap(), None);
@@ -1248,17 +1248,17 @@ pub async fn sessions(store: &dyn Store) {
         ip: None,
         user_agent: None,
     };
-    store.put_session(s.clone()).await.unwrap();
+    store.put_session(s.clone(), None).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), Some(s.clone()));
     // A session of a real account records the login on it.
     let a = account(&format!("login-{}", Uuid::new_v4()));
-    store.create_account(a.clone()).await.unwrap();
+    store.create_account(a.clone(), None).await.unwrap();
     let s2 = SessionRow {
         account_id: a.account_id,
         created_at: 1_800_000_123,
         ..s.clone()
     };
-    store.put_session(s2.clone()).await.unwrap();
+    store.put_session(s2.clone(), None).await.unwrap();
     assert_eq!(
         store
             .account(a.account_id)
@@ -1304,7 +1304,7 @@ pub async fn expired_rows_are_purged(store: &dyn Store) {
         store.put_login_attempt(a.clone()).await.unwrap();
     }
     for s in [&old_s, &live_s] {
-        store.put_session(s.clone()).await.unwrap();
+        store.put_session(s.clone(), None).await.unwrap();
     }
     assert!(store.purge_expired(now).await.unwrap() >= 2);
     assert_eq!(
