@@ -143,6 +143,15 @@ pub enum Opened {
     Bad(String),
 }
 
+/// A chart's records, in the order of the clinic's change feed.
+fn in_feed_order(records: Option<&BTreeMap<Uuid, Item>>) -> Vec<Item> {
+    let mut items: Vec<Item> = records
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    items.sort_by_key(|n| (n.seq, n.id));
+    items
+}
+
 /// One change of the feed, opened.
 pub struct Change {
     pub record_id: Uuid,
@@ -502,12 +511,8 @@ impl RecordStore {
 
     /// The deleted records of a chart, most recently deleted first.
     pub fn trash_of(&self, chart_id: &Uuid) -> Vec<Item> {
-        let mut items: Vec<Item> = self
-            .trash
-            .get(chart_id)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        items.sort_by_key(|n| std::cmp::Reverse((n.seq, n.id)));
+        let mut items = in_feed_order(self.trash.get(chart_id));
+        items.reverse();
         items
     }
 
@@ -533,13 +538,7 @@ impl RecordStore {
 
     /// The records of a chart, in feed order.
     pub fn items_of(&self, chart_id: &Uuid) -> Vec<Item> {
-        let mut items: Vec<Item> = self
-            .items
-            .get(chart_id)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        items.sort_by_key(|n| (n.seq, n.id));
-        items
+        in_feed_order(self.items.get(chart_id))
     }
 
     /// One record of a chart.

@@ -142,6 +142,26 @@ pub async fn list(
     }))
 }
 
+/// Checks that the caller signed `input` with the Ed25519 key of their account (a reported
+/// detail, the audit key's public half, a checkpoint): 400 `bad_signature` otherwise.
+async fn signed_by_caller(
+    state: &AppState,
+    auth: &Authenticated,
+    input: &[u8],
+    signature: &[u8],
+    message: &'static str,
+) -> ApiResult<()> {
+    let account = state
+        .store
+        .account(auth.account_id)
+        .await?
+        .ok_or(StoreError::Corrupt("accounts"))?;
+    if !verify_ed25519(account.public_keys.ed25519.as_slice(), input, signature) {
+        return Err(ApiError::bad_request("bad_signature", message));
+    }
+    Ok(())
+}
+
 /// Checks a client-reported detail and makes its entry: the clinic's current audit key, sizes,
 /// and the author's signature over the detail in its context (the caller is the author). The
 /// server cannot read it; it can still refuse what is not well-formed or not the caller's.
@@ -175,11 +195,6 @@ pub async fn reported_entry(
             "A sealed detail has a 32-byte key, a 64-byte signature and at most 16 KiB.",
         ));
     }
-    let account = state
-        .store
-        .account(auth.account_id)
-        .await?
-        .ok_or(StoreError::Corrupt("accounts"))?;
     let context = detail_context(
         clinic_id,
         detail.key_id,
@@ -188,16 +203,14 @@ pub async fn reported_entry(
         action,
         target,
     );
-    if !verify_ed25519(
-        account.public_keys.ed25519.as_slice(),
+    signed_by_caller(
+        state,
+        auth,
         &detail_signing_input(&context, &detail),
         detail.signature.as_slice(),
-    ) {
-        return Err(ApiError::bad_request(
-            "bad_signature",
-            "The detail is not signed by you for this entry.",
-        ));
-    }
+        "The detail is not signed by you for this entry.",
+    )
+    .await?;
     let mut e = clinic_event(auth, clinic_id, action, target, 1);
     e.detail = Some(detail);
     Ok(e)
@@ -296,21 +309,14 @@ pub async fn set_audit_key(
             "The audit key must be for this clinic, signed by you, with a 32-byte public key.",
         ));
     }
-    let account = state
-        .store
-        .account(auth.account_id)
-        .await?
-        .ok_or(StoreError::Corrupt("accounts"))?;
-    if !verify_ed25519(
-        account.public_keys.ed25519.as_slice(),
+    signed_by_caller(
+        &state,
+        &auth,
         &audit_key_signing_input(p),
         p.signature.as_slice(),
-    ) {
-        return Err(ApiError::bad_request(
-            "bad_signature",
-            "The audit key is not signed by you.",
-        ));
-    }
+        "The audit key is not signed by you.",
+    )
+    .await?;
     let mut owners: Vec<Uuid> = state
         .store
         .members(clinic_id)
@@ -385,21 +391,14 @@ pub async fn add_checkpoint(
             "A checkpoint is for this clinic, signed by you, over a 32-byte hash.",
         ));
     }
-    let account = state
-        .store
-        .account(auth.account_id)
-        .await?
-        .ok_or(StoreError::Corrupt("accounts"))?;
-    if !verify_ed25519(
-        account.public_keys.ed25519.as_slice(),
+    signed_by_caller(
+        &state,
+        &auth,
         &checkpoint_signing_input(&cp),
         cp.signature.as_slice(),
-    ) {
-        return Err(ApiError::bad_request(
-            "bad_signature",
-            "The checkpoint is not signed by you.",
-        ));
-    }
+        "The checkpoint is not signed by you.",
+    )
+    .await?;
     let event = clinic_event(&auth, clinic_id, "audit_checkpoint", None, 1);
     state
         .store
