@@ -133,13 +133,10 @@ pub async fn set(
             "Set up your own authenticator before you require one from everybody.",
         ));
     }
-    state.store.set_clinic_policy(clinic_id, p.clone()).await?;
+    let event = clinic_event(&auth, clinic_id, "policy_changed", Some(clinic_id), 1);
     state
         .store
-        .append_event(
-            clinic_event(&auth, clinic_id, "policy_changed", Some(clinic_id), 1),
-            true,
-        )
+        .set_clinic_policy(clinic_id, p.clone(), event)
         .await?;
     Ok(Json(p))
 }
@@ -229,22 +226,15 @@ pub async fn require_password_change(
                 a.must_change_password = true;
                 Ok(())
             }),
-            None,
-        )
-        .await?;
-    state.store.revoke_sessions_of(account_id).await?;
-    state
-        .store
-        .append_event(
-            clinic_event(
+            Some(clinic_event(
                 &auth,
                 clinic_id,
                 "password_change_required",
                 Some(account_id),
                 1,
-            ),
-            true,
+            )),
         )
         .await?;
+    state.store.revoke_sessions_of(account_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for Authenticated {
         let at = now();
         let idle = at - session.last_seen.max(session.created_at);
         if session.expires_at <= at || idle > state.settings.session_idle_secs {
-            state.store.delete_session(token_hash).await?;
+            state.store.delete_session(token_hash, None).await?;
             return Err(ApiError::unauthenticated());
         }
         if idle >= TOUCH_EVERY_SECS {
@@ -415,12 +415,16 @@ pub async fn current(
 
 #[utoipa::path(post, path = "/api/session/logout", responses((status = 204), (status = 401, body = optovault_shared::wire::ApiErrorBody)), tag = "session")]
 pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> ApiResult<Response> {
-    state.store.delete_session(auth.token_hash).await?;
     state
         .store
-        .append_event(
-            account_event("logout", Some(auth.account_id), "ok", auth.ip),
-            true,
+        .delete_session(
+            auth.token_hash,
+            Some(account_event(
+                "logout",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -478,12 +482,16 @@ pub async fn revoke_session(
         .into_iter()
         .find(|s| s.session_id == session_id)
         .ok_or_else(ApiError::not_found)?;
-    state.store.delete_session(target.token_hash).await?;
     state
         .store
-        .append_event(
-            account_event("session_revoked", Some(auth.account_id), "ok", auth.ip),
-            true,
+        .delete_session(
+            target.token_hash,
+            Some(account_event(
+                "session_revoked",
+                Some(auth.account_id),
+                "ok",
+                auth.ip,
+            )),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -498,7 +506,7 @@ pub async fn revoke_other_sessions(
 ) -> ApiResult<StatusCode> {
     for s in state.store.sessions_of(auth.account_id).await? {
         if s.token_hash != auth.token_hash {
-            state.store.delete_session(s.token_hash).await?;
+            state.store.delete_session(s.token_hash, None).await?;
         }
     }
     state

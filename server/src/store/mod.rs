@@ -455,7 +455,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new session and records the login time on the account.
     async fn put_session(&self, session: SessionRow, event: Option<EventDraft>) -> StoreResult<()>;
     async fn session(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRow>>;
-    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()>;
+    /// Ends a session, appending `event` (if any) in the same transaction.
+    async fn delete_session(
+        &self,
+        token_hash: [u8; 32],
+        event: Option<EventDraft>,
+    ) -> StoreResult<()>;
 
     /// Creates a clinic with its first member (the owner) and roster entry 1 atomically;
     /// `Conflict` if the id exists.
@@ -588,7 +593,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every session of an account; returns how many.
     async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize>;
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>>;
-    async fn set_clinic_policy(&self, clinic_id: Uuid, policy: ClinicPolicy) -> StoreResult<()>;
+    /// Sets a clinic's policy and appends `event`, in one transaction.
+    async fn set_clinic_policy(
+        &self,
+        clinic_id: Uuid,
+        policy: ClinicPolicy,
+        event: EventDraft,
+    ) -> StoreResult<()>;
     async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>>;
     /// The clinics an account belongs to, with its membership in each.
     async fn clinics_of(&self, account_id: Uuid) -> StoreResult<Vec<(ClinicRow, MemberRow)>>;

@@ -858,13 +858,25 @@ impl Store for SledStore {
             .await
     }
 
-    async fn delete_session(&self, token_hash: [u8; 32]) -> StoreResult<()> {
+    async fn delete_session(
+        &self,
+        token_hash: [u8; 32],
+        event: Option<EventDraft>,
+    ) -> StoreResult<()> {
         self.run(move |s| {
-            if let Some(v) = s.sessions.remove(token_hash)? {
-                let row: SessionRow = from_json("sessions", &v)?;
-                s.account_sessions
-                    .remove(key2(&row.account_id, &token_hash))?;
-            }
+            let trees = (&s.sessions, &s.account_sessions, &s.events, &s.event_heads);
+            let r = trees.transaction(|(sessions, index, log, heads)| {
+                if let Some(v) = sessions.remove(&token_hash)? {
+                    let row: SessionRow =
+                        from_json("sessions", &v).map_err(ConflictableTransactionError::Abort)?;
+                    index.remove(key2(&row.account_id, &token_hash))?;
+                }
+                if let Some(e) = &event {
+                    append_event_tx(log, heads, e)?;
+                }
+                Ok(())
+            });
+            tx_result(r)?;
             s.durable()
         })
         .await
@@ -1037,9 +1049,14 @@ impl Store for SledStore {
             .await
     }
 
-    async fn set_clinic_policy(&self, clinic_id: Uuid, policy: ClinicPolicy) -> StoreResult<()> {
+    async fn set_clinic_policy(
+        &self,
+        clinic_id: Uuid,
+        policy: ClinicPolicy,
+        event: EventDraft,
+    ) -> StoreResult<()> {
         self.run(move |s| {
-            let r = s.clinics.transaction(|t| {
+            let r = (&s.clinics, &s.events, &s.event_heads).transaction(|(t, log, heads)| {
                 let mut c: ClinicRow = match t.get(clinic_id.as_bytes())? {
                     Some(v) => {
                         from_json("clinics", &v).map_err(ConflictableTransactionError::Abort)?
@@ -1048,6 +1065,7 @@ impl Store for SledStore {
                 };
                 c.policy = policy.clone();
                 t.insert(clinic_id.as_bytes(), to_json(&c))?;
+                append_event_tx(log, heads, &event)?;
                 Ok(())
             });
             tx_result(r)?;

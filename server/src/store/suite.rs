@@ -1268,8 +1268,8 @@ pub async fn sessions(store: &dyn Store) {
             .last_login_at,
         Some(1_800_000_123)
     );
-    store.delete_session(s2.token_hash).await.unwrap();
-    store.delete_session(s.token_hash).await.unwrap();
+    store.delete_session(s2.token_hash, None).await.unwrap();
+    store.delete_session(s.token_hash, None).await.unwrap();
     assert_eq!(store.session(s.token_hash).await.unwrap(), None);
 }
 
