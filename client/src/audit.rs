@@ -338,6 +338,7 @@ pub struct Checked {
 /// Checks the chain: from its first entry (`whole`) or from the last signed checkpoint, through
 /// every signed checkpoint, to the head. `progress` hears (checked, head) after every page.
 pub async fn verify(
+    app: AppState,
     clinic: &Clinic,
     whole: bool,
     mut progress: impl FnMut(u64, u64),
@@ -357,7 +358,12 @@ pub async fn verify(
         (false, Some(&(seq, hash))) if seq > first.seq => ChainPoint { seq, hash },
         _ => first,
     };
-    let mut chain = ChainVerifier::new(Some(clinic.id), start, pairs);
+    // What this session verified before must still be there, with the same hash, even if the
+    // checkpoints over it were removed.
+    let witness = app.audit_witness(&clinic.id);
+    let mut expected = pairs;
+    expected.extend(witness.map(|w| (w.seq, w.hash)));
+    let mut chain = ChainVerifier::new(Some(clinic.id), start, expected);
     let mut since = start.seq;
     loop {
         let page = api::audit_page(clinic.id, since, 1000, "").await?;
@@ -372,7 +378,11 @@ pub async fn verify(
             break;
         }
     }
-    Ok(chain.finish().map(|s| Checked {
+    let summary = chain.finish();
+    if let Ok(s) = &summary {
+        app.saw_audit_point(clinic.id, s.head);
+    }
+    Ok(summary.map(|s| Checked {
         checked: s.checked,
         from: start.seq,
         head: s.head,
@@ -383,10 +393,11 @@ pub async fn verify(
 /// An owner checks the log since the last checkpoint and signs its head, so no entry up to it
 /// can change unnoticed. Returns the checkpoint's seq (`None` when the head is already signed).
 pub async fn checkpoint(
+    app: AppState,
     me: &Unlocked,
     clinic: &Clinic,
 ) -> Result<Result<Option<u64>, ChainError>, ApiError> {
-    let checked = match verify(clinic, false, |_, _| {}).await? {
+    let checked = match verify(app, clinic, false, |_, _| {}).await? {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
@@ -421,7 +432,7 @@ pub async fn on_owner_open(app: AppState, me: Arc<Unlocked>, clinic: Arc<Clinic>
     if let Err(e) = audit_key(app, &me, &clinic).await {
         leptos::logging::warn!("audit key: {}", e.message);
     }
-    match checkpoint(&me, &clinic).await {
+    match checkpoint(app, &me, &clinic).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => leptos::logging::error!("the clinic's audit log does not verify: {e}"),
         Err(e) => leptos::logging::warn!("audit checkpoint: {}", e.message),

@@ -134,6 +134,9 @@ pub struct AppState {
     audit_keys: StoredValue<HashMap<Uuid, Arc<crate::audit::TrustedAuditKey>>>,
     /// Clinics whose audit log an owner's visit has already checkpointed this session.
     audit_visits: StoredValue<std::collections::HashSet<Uuid>>,
+    /// The furthest point of each clinic's audit chain this session has verified: a later check
+    /// must pass through it (a log cut back, with its checkpoints, is caught).
+    audit_witness: StoredValue<HashMap<Uuid, optovault_shared::audit::ChainPoint>>,
     /// A one-off message for the next page (e.g. "Your session has ended").
     pub notice: RwSignal<Option<String>>,
     /// Where to go after logging in or registering (an invitation link, with its fragment).
@@ -166,6 +169,7 @@ impl AppState {
             roster_heads: StoredValue::new(HashMap::new()),
             audit_keys: StoredValue::new(HashMap::new()),
             audit_visits: StoredValue::new(Default::default()),
+            audit_witness: StoredValue::new(HashMap::new()),
             notice: RwSignal::new(None),
             return_to: StoredValue::new(None),
             locked: RwSignal::new(None),
@@ -238,6 +242,20 @@ impl AppState {
         });
     }
 
+    pub fn audit_witness(&self, clinic_id: &Uuid) -> Option<optovault_shared::audit::ChainPoint> {
+        self.audit_witness.with_value(|m| m.get(clinic_id).copied())
+    }
+
+    /// Remembers a verified point of the clinic's chain (the furthest one wins).
+    pub fn saw_audit_point(&self, clinic_id: Uuid, point: optovault_shared::audit::ChainPoint) {
+        self.audit_witness.update_value(|m| {
+            let e = m.entry(clinic_id).or_insert(point);
+            if point.seq > e.seq {
+                *e = point;
+            }
+        });
+    }
+
     /// True the first time in this session an owner's visit to `clinic_id` asks.
     pub fn first_audit_visit(&self, clinic_id: Uuid) -> bool {
         self.audit_visits
@@ -255,6 +273,7 @@ impl AppState {
         self.roster_heads.update_value(|m| m.clear());
         self.audit_keys.update_value(|m| m.clear());
         self.audit_visits.update_value(|m| m.clear());
+        self.audit_witness.update_value(|m| m.clear());
     }
 
     /// The idle lock: the same as logout's local part (every key and decrypted record dropped),

@@ -305,7 +305,10 @@ fn AuditLog(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
         check.set(None);
         check_progress.set(Some((0, 0)));
         spawn_local(async move {
-            let r = audit::verify(&c, true, |done, of| check_progress.set(Some((done, of)))).await;
+            let r = audit::verify(app, &c, true, |done, of| {
+                check_progress.set(Some((done, of)))
+            })
+            .await;
             check_progress.set(None);
             check.set(Some(match r {
                 Ok(Ok(ok)) => Ok(format!(
