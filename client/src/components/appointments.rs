@@ -17,6 +17,7 @@ use optovault_shared::wire::Role;
 use optovault_shared::Compartment;
 use uuid::Uuid;
 
+use crate::components::delete_button::DeleteButton;
 use crate::pages::report_error;
 use crate::records::save_item;
 use crate::state::{use_app, AppState, Clinic, Unlocked};
@@ -263,30 +264,10 @@ pub fn Appointments(
         }
     };
 
-    // A booking made by mistake goes to the chart's trash (restorable there).
-    let delete = {
-        let (me, navigate) = (me.clone(), navigate.clone());
-        move |id: Uuid| {
-            if busy.get_untracked() {
-                return;
-            }
-            busy.set(true);
-            error.set(None);
-            let (me, navigate) = (me.clone(), navigate.clone());
-            spawn_local(async move {
-                if let Err(e) = crate::records::delete_item(app, me, clinic_id, chart_id, id).await
-                {
-                    report_error(app, &navigate, error, e);
-                }
-                busy.set(false);
-            });
-        }
-    };
-
+    let row_me = StoredValue::new(me.clone());
     let row = move |(id, version, a): (Uuid, u64, Appointment)| {
         let steps = next_steps(a.status);
         let step = step.clone();
-        let delete = delete.clone();
         view! {
             <li class="appointment" data-id=id.to_string() data-status=status_label(a.status)>
                 <span class="appt-when">{when(&a.start)}</span>
@@ -302,8 +283,9 @@ pub fn Appointments(
                                 on:click=move |_| step(id, version, a.clone(), next)>{label}</button>
                         }
                     }).collect_view()}
-                    <button type="button" class="button small secondary appt-delete" disabled=move || busy.get()
-                        on:click=move |_| delete(id)>"Delete"</button>
+                    // A booking made by mistake goes to the chart's trash (restorable there).
+                    <DeleteButton me=row_me.get_value() clinic_id=clinic_id chart_id=chart_id
+                        record_id=id class="appt-delete" />
                 </span>
             </li>
         }

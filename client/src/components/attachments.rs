@@ -17,6 +17,7 @@ use uuid::Uuid;
 use wasm_bindgen::JsCast;
 
 use crate::api;
+use crate::components::delete_button::DeleteButton;
 use crate::files::{self, Describe, Progress};
 use crate::pages::report_error;
 use crate::state::{use_app, Unlocked};
@@ -225,6 +226,7 @@ pub fn Attachments(
         }
     };
 
+    let row_me = StoredValue::new(me.clone());
     let row = move |(id, a): (Uuid, Attachment)| {
         let thumb = a.thumbnail.as_ref().map(|t| {
             format!(
@@ -276,6 +278,9 @@ pub fn Attachments(
                         }
                     }
                 </Show>
+                // Its chunks go when the trash is purged.
+                <DeleteButton me=row_me.get_value() clinic_id=clinic_id chart_id=chart_id
+                    record_id=id class="attachment-delete" />
             </li>
         }
     };

@@ -11,6 +11,7 @@ use optovault_shared::domain::{ClinicalNote, RecordBody};
 use optovault_shared::Compartment;
 use uuid::Uuid;
 
+use crate::components::delete_button::DeleteButton;
 use crate::pages::report_error;
 use crate::records::{write_record, Draft};
 use crate::state::{use_app, Unlocked};
@@ -41,6 +42,7 @@ pub fn ClinicalNotes(
             .is_some_and(|c| c.holds(Compartment::Clinical))
     };
     let notes = Memo::new(move |_| store.with(|s| s.notes_of(&chart_id)));
+    let item_me = StoredValue::new(me.clone());
 
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -98,7 +100,7 @@ pub fn ClinicalNotes(
                 </Show>
                 <ul class="note-list">
                     <For each=move || notes.get() key=|n| (n.id, n.version) let:note>
-                        <NoteItem note=note />
+                        <NoteItem note=note me=item_me.get_value() clinic_id=clinic_id chart_id=chart_id />
                     </For>
                 </ul>
                 <form class="note-form" on:submit=on_submit.clone() novalidate>
@@ -122,13 +124,15 @@ pub fn ClinicalNotes(
 }
 
 #[component]
-fn NoteItem(note: Note) -> impl IntoView {
+fn NoteItem(note: Note, me: Arc<Unlocked>, clinic_id: Uuid, chart_id: Uuid) -> impl IntoView {
     view! {
         <li class="clinical-note" data-id=note.id.to_string()>
             <p class="note-text">{note.text}</p>
             <p class="note-meta">
                 "By " <span class="note-author">{note.author}</span>
                 {note.former.then(|| view! { <span class="badge former">"Written by a former member"</span> })}
+                " "
+                <DeleteButton me=me clinic_id=clinic_id chart_id=chart_id record_id=note.id class="note-delete" />
             </p>
         </li>
     }

@@ -10,6 +10,7 @@ pub mod chart_viewers;
 pub mod clinic_security;
 pub mod clinical_notes;
 pub mod copy_field;
+pub mod delete_button;
 pub mod exam_form;
 pub mod exams;
 pub mod field;

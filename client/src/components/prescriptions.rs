@@ -19,6 +19,7 @@ use optovault_shared::domain::{FieldError, RecordBody};
 use optovault_shared::Compartment;
 use uuid::Uuid;
 
+use crate::components::record_history::RecordHistory;
 use crate::components::rx_form::{ContactLensRxForm, SpectacleRxForm};
 use crate::components::spinner::Spinner;
 use crate::pages::report_error;
@@ -617,6 +618,8 @@ fn RxRow(entry: RxEntry, ctx: RowCtx) -> impl IntoView {
                 <Show when=move || busy.get()>
                     <Spinner label="Saving…" />
                 </Show>
+                <RecordHistory me=me.get_value() clinic_id=clinic_id chart_id=chart_id
+                    record_id=entry.id id=format!("rx-{}", entry.id) />
             </div></td>
         </tr>
     }
