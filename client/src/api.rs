@@ -504,6 +504,13 @@ pub async fn audit_key(clinic_id: Uuid) -> ApiResult<AuditKeyView> {
     get(&format!("/api/clinics/{clinic_id}/audit/key")).await
 }
 
+pub async fn share_audit_key(
+    clinic_id: Uuid,
+    share: &optovault_shared::wire::AuditKeyShare,
+) -> ApiResult<()> {
+    post_no_content(&format!("/api/clinics/{clinic_id}/audit/key/share"), share).await
+}
+
 pub async fn set_audit_key(clinic_id: Uuid, setup: &AuditKeySetup) -> ApiResult<()> {
     send(with_body(
         Request::put(&format!("/api/clinics/{clinic_id}/audit/key")),

@@ -19,8 +19,8 @@ use optovault_shared::crypto::{
 };
 use optovault_shared::domain::RecordBody;
 use optovault_shared::wire::{
-    AuditCheckpoint, AuditEntry, AuditKeyPublic, AuditKeySetup, DocumentGenerated, DocumentKind,
-    ReportedEvent, Role,
+    AuditCheckpoint, AuditEntry, AuditKeyPublic, AuditKeySetup, AuditKeyShare, DocumentGenerated,
+    DocumentKind, ReportedEvent, Role,
 };
 use uuid::Uuid;
 
@@ -117,6 +117,24 @@ pub async fn audit_key(
         ),
         None => None,
     };
+    // Owners made since the key was (who hold no copy) get one from an owner who holds it.
+    if let Some(secret) = &secret {
+        if let Some(roster) = clinic.roster.as_ref() {
+            let wrapped = roster
+                .members
+                .iter()
+                .filter(|(id, m)| m.role == Role::Owner && !view.wrapped_to.contains(id))
+                .map(|(id, m)| secret.wrap_to(&clinic.id, *id, m.public_keys.x25519.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| ApiError::local("crypto", "The audit key could not be wrapped."))?;
+            if !wrapped.is_empty() {
+                match api::share_audit_key(clinic.id, &AuditKeyShare { wrapped }).await {
+                    Err(e) if e.code == "audit_key_shared" => {}
+                    r => r?,
+                }
+            }
+        }
+    }
     let key = Arc::new(TrustedAuditKey { public, secret });
     if app.is_current(me) {
         app.keep_audit_key(clinic.id, key.clone());

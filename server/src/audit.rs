@@ -12,7 +12,7 @@ use optovault_shared::audit::{
 };
 use optovault_shared::wire::{
     AppendedEntry, AuditAnchor, AuditCheckpoint, AuditCheckpointList, AuditEntry, AuditKeySetup,
-    AuditKeyView, AuditPage, DocumentGenerated, ReportedDetail, ReportedEvent, Role,
+    AuditKeyShare, AuditKeyView, AuditPage, DocumentGenerated, ReportedDetail, ReportedEvent, Role,
 };
 use optovault_shared::{UnixTime, B64};
 use serde::Deserialize;
@@ -37,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/clinics/{clinic_id}/audit/key",
             get(audit_key).put(set_audit_key),
+        )
+        .route(
+            "/api/clinics/{clinic_id}/audit/key/share",
+            post(share_audit_key),
         )
         .route(
             "/api/clinics/{clinic_id}/audit/checkpoints",
@@ -278,8 +282,10 @@ pub async fn audit_key(
         None => AuditKeyView {
             public: None,
             wrapped: None,
+            wrapped_to: Vec::new(),
         },
         Some(key) => AuditKeyView {
+            wrapped_to: key.wrapped.iter().map(|w| w.recipient).collect(),
             wrapped: key
                 .wrapped
                 .into_iter()
@@ -344,6 +350,63 @@ pub async fn set_audit_key(
                 StatusCode::CONFLICT,
                 "audit_key_exists",
                 "The clinic already has an audit key.",
+            ),
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An owner who holds the audit key wraps it to owners who have no copy (made owner since): each
+/// recipient must be a current owner without one. Logged as `audit_key_shared` per recipient.
+#[utoipa::path(post, path = "/api/clinics/{clinic_id}/audit/key/share", params(("clinic_id" = Uuid, Path)),
+    request_body = AuditKeyShare, responses((status = 204), (status = 400, body = optovault_shared::wire::ApiErrorBody),
+    (status = 403, body = optovault_shared::wire::ApiErrorBody), (status = 409, body = optovault_shared::wire::ApiErrorBody)), tag = "audit")]
+pub async fn share_audit_key(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(clinic_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<AuditKeyShare>,
+) -> ApiResult<StatusCode> {
+    let member = require_member(&state, &auth, clinic_id).await?;
+    require_owner(&member)?;
+    let owners: Vec<Uuid> = state
+        .store
+        .members(clinic_id)
+        .await?
+        .into_iter()
+        .filter(|m| m.role == Role::Owner)
+        .map(|m| m.account_id)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    if req.wrapped.is_empty()
+        || req.wrapped.iter().any(|w| {
+            !owners.contains(&w.recipient) || w.enc.len() != 32 || !seen.insert(w.recipient)
+        })
+    {
+        return Err(ApiError::bad_request(
+            "invalid_share",
+            "The audit key is shared with current owners only, once each.",
+        ));
+    }
+    let events = req
+        .wrapped
+        .iter()
+        .map(|w| clinic_event(&auth, clinic_id, "audit_key_shared", Some(w.recipient), 1))
+        .collect();
+    state
+        .store
+        .share_audit_key(clinic_id, req.wrapped, events)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(w) if w == audit_conflict::AUDIT_KEY_SHARED => ApiError::new(
+                StatusCode::CONFLICT,
+                "audit_key_shared",
+                "One of them holds the audit key already.",
+            ),
+            StoreError::Conflict(w) if w == audit_conflict::NO_AUDIT_KEY => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_audit_key",
+                "The clinic has no audit key yet.",
             ),
             e => e.into(),
         })?;

@@ -34,6 +34,7 @@ use utoipa::OpenApi;
         crate::audit::document_generated,
         crate::audit::audit_key,
         crate::audit::set_audit_key,
+        crate::audit::share_audit_key,
         crate::audit::checkpoints,
         crate::audit::add_checkpoint,
         crate::members::roster,

@@ -844,6 +844,16 @@ wire! {
         pub public: Option<AuditKeyPublic>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub wrapped: Option<WrappedAuditKey>,
+        /// The owners the secret is wrapped to (an owner added later is missing until an owner
+        /// who holds it shares it).
+        #[serde(default)]
+        pub wrapped_to: Vec<Uuid>,
+    }
+}
+wire! {
+    /// An owner who holds the audit key shares it with owners who do not (added since).
+    pub struct AuditKeyShare {
+        pub wrapped: Vec<WrappedAuditKey>,
     }
 }
 wire! {

@@ -1137,7 +1137,8 @@ fn reported_details_are_sealed_to_the_owners_and_signed_by_their_authors() {
         audit_key_view(&dc, cid),
         AuditKeyView {
             public: None,
-            wrapped: None
+            wrapped: None,
+            wrapped_to: vec![],
         }
     );
 
@@ -1687,4 +1688,55 @@ fn the_owner_filters_the_log_by_actor_target_action_and_time() {
         403,
         "forbidden",
     );
+}
+
+/// An owner added after the audit key was made gets a copy from an owner who holds it, and can
+/// then open the details; only current owners without a copy can be given one, once.
+#[test]
+fn an_owner_added_later_is_given_the_audit_key() {
+    let t = team("Shared Key Optometry");
+    let (key, public) = set_up_audit_key(&t.oc, &t.owner, t.clinic.id);
+    let (dc, desk, _) = join(&t, "desk", Role::FrontDesk);
+    let (c2, owner2, _) = join(&t, "owner2", Role::Owner);
+    let view = audit_key_view(&c2, t.clinic.id);
+    assert!(view.wrapped.is_none(), "no copy yet");
+    assert_eq!(view.wrapped_to, vec![t.owner.account_id]);
+    let path = format!("/api/clinics/{}/audit/key/share", t.clinic.id);
+    let wrap_for = |who: &Session| {
+        key.wrap_to(
+            &t.clinic.id,
+            who.account_id,
+            who.keys.public_keys().x25519.as_slice(),
+        )
+        .unwrap()
+    };
+    // Only to owners, only by owners.
+    let to_desk = AuditKeyShare {
+        wrapped: vec![wrap_for(&desk)],
+    };
+    expect_code(&t.oc.post(&path, &to_desk), 400, "invalid_share");
+    let to_owner2 = AuditKeyShare {
+        wrapped: vec![wrap_for(&owner2)],
+    };
+    expect_code(&dc.post(&path, &to_owner2), 403, "forbidden");
+    let before = head_of(&t.oc, t.clinic.id);
+    assert_eq!(t.oc.post(&path, &to_owner2).status, 204);
+    expect_code(&t.oc.post(&path, &to_owner2), 409, "audit_key_shared");
+    let shared = audit_all(&t.oc, t.clinic.id)
+        .into_iter()
+        .filter(|e| e.seq > before && e.action == "audit_key_shared")
+        .collect::<Vec<_>>();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].target, Some(owner2.account_id));
+    // The new owner opens a detail reported before it was shared.
+    let view = audit_key_view(&c2, t.clinic.id);
+    let mine = AuditKey::unwrap(
+        &t.clinic.id,
+        view.public.as_ref().unwrap(),
+        view.wrapped.as_ref().unwrap(),
+        &owner2.account_id,
+        &owner2.keys,
+    )
+    .unwrap();
+    assert_eq!(mine.public_key(), public.public_key.0);
 }

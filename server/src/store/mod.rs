@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use optovault_shared::roster::SignedRosterEntry;
 use optovault_shared::wire::{
     Acceptance, AuditCheckpoint, AuditEntry, AuditKeySetup, ClinicPolicy, InvitationStatus,
-    PublicKeys, ReportedDetail, Role, SealedBlob, SealedSecret, WrappedKey,
+    PublicKeys, ReportedDetail, Role, SealedBlob, SealedSecret, WrappedAuditKey, WrappedKey,
 };
 use optovault_shared::{Compartment, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -396,6 +396,10 @@ pub mod audit_conflict {
     pub const CHECKPOINT_STALE: &str = "checkpoint stale";
     /// The clinic already has an audit key.
     pub const AUDIT_KEY_EXISTS: &str = "audit key";
+    /// Sharing the audit key with someone who has a copy.
+    pub const AUDIT_KEY_SHARED: &str = "audit key shared";
+    /// Sharing an audit key the clinic does not have.
+    pub const NO_AUDIT_KEY: &str = "no audit key";
 }
 
 pub mod file_conflict {
@@ -665,6 +669,15 @@ pub trait Store: Send + Sync + 'static {
         event: EventDraft,
     ) -> StoreResult<()>;
     async fn audit_key(&self, clinic_id: Uuid) -> StoreResult<Option<AuditKeySetup>>;
+    /// Adds wrapped copies of the audit key's secret for owners who have none, appending
+    /// `events` in the same transaction; `Conflict(AUDIT_KEY_SHARED)` if one of them has a copy
+    /// already, `Conflict(NO_AUDIT_KEY)` if there is no key.
+    async fn share_audit_key(
+        &self,
+        clinic_id: Uuid,
+        wrapped: Vec<WrappedAuditKey>,
+        events: Vec<EventDraft>,
+    ) -> StoreResult<()>;
     /// Stores a signed checkpoint after checking, in one transaction with appending `event`,
     /// that it names an existing entry by its hash (`Conflict(CHECKPOINT_MISMATCH)`) past the
     /// clinic's last checkpoint (`Conflict(CHECKPOINT_STALE)`).

@@ -1824,6 +1824,42 @@ impl Store for SledStore {
         .await
     }
 
+    async fn share_audit_key(
+        &self,
+        clinic_id: Uuid,
+        wrapped: Vec<WrappedAuditKey>,
+        events: Vec<EventDraft>,
+    ) -> StoreResult<()> {
+        self.run(move |s| {
+            let r = (&s.audit_keys, &s.events, &s.event_heads).transaction(|(keys, log, heads)| {
+                let mut key: AuditKeySetup = match keys.get(clinic_id.as_bytes())? {
+                    Some(v) => {
+                        from_json("audit_keys", &v).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => {
+                        return abort(StoreError::Conflict(audit_conflict::NO_AUDIT_KEY.into()))
+                    }
+                };
+                for w in &wrapped {
+                    if key.wrapped.iter().any(|k| k.recipient == w.recipient) {
+                        return abort(StoreError::Conflict(
+                            audit_conflict::AUDIT_KEY_SHARED.into(),
+                        ));
+                    }
+                    key.wrapped.push(w.clone());
+                }
+                keys.insert(clinic_id.as_bytes(), to_json(&key))?;
+                for e in &events {
+                    append_event_tx(log, heads, e)?;
+                }
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
     async fn audit_key(&self, clinic_id: Uuid) -> StoreResult<Option<AuditKeySetup>> {
         self.run(move |s| {
             s.audit_keys
