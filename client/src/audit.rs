@@ -155,13 +155,14 @@ pub async fn report(
     let Some(key) = audit_key(app, me, clinic).await? else {
         return Ok(None);
     };
+    let detail = for_the_log(app, clinic.id, target, detail);
     let sealed = seal_audit_detail(
         me.account_id,
         &me.keys,
         &key.public,
         action.action(),
         target,
-        detail,
+        &detail,
     )
     .map_err(|_| ApiError::local("crypto", "The audit detail could not be sealed."))?;
     Ok(Some(ReportedEvent {
@@ -169,6 +170,21 @@ pub async fn report(
         target,
         detail: sealed,
     }))
+}
+
+/// What of a detail goes into the log: without the patient or values for a restricted chart
+/// ([`AuditDetail::for_the_log`]).
+fn for_the_log(
+    app: AppState,
+    clinic_id: Uuid,
+    target: Option<Uuid>,
+    detail: &AuditDetail,
+) -> AuditDetail {
+    let restricted = target.is_some_and(|chart| {
+        app.store(clinic_id)
+            .with_untracked(|s| s.restriction(&chart).is_some())
+    });
+    detail.for_the_log(restricted)
 }
 
 /// The patient of a chart as this browser shows it ("Doe, Jane").
@@ -225,6 +241,7 @@ pub async fn log_document(
                 patient: chart_id.and_then(|c| patient_name(app, clinic_id, &c)),
                 changes: Vec::new(),
             };
+            let d = for_the_log(app, clinic_id, chart_id, &d);
             Some(
                 seal_audit_detail(
                     me.account_id,

@@ -284,6 +284,10 @@ pub struct FieldChange {
 const MAX_CHANGES: usize = 40;
 const MAX_VALUE_CHARS: usize = 120;
 
+/// Fields never copied into an audit detail: key material and bulk data (a file's own key, its
+/// checksum, its thumbnail). The log outlives the records it describes (erasure, purge).
+const UNLOGGED_FIELDS: [&str; 3] = ["file_key", "sha256", "thumbnail"];
+
 fn flatten(
     prefix: &str,
     v: &serde_json::Value,
@@ -293,6 +297,9 @@ fn flatten(
     match v {
         Value::Object(m) => {
             for (k, v) in m {
+                if UNLOGGED_FIELDS.contains(&k.as_str()) {
+                    continue;
+                }
                 let p = if prefix.is_empty() {
                     k.clone()
                 } else {
@@ -451,6 +458,23 @@ pub fn describe_removal(
             changes: field_changes(None, &json),
         },
     )
+}
+
+impl AuditDetail {
+    /// What of this detail goes into the log. The audit key is the owners', and an owner need
+    /// not be on a restricted chart's care team: a change in a restricted chart is logged without
+    /// its patient, its values or its summary (the entry still says who did what kind of thing to
+    /// which chart, and when).
+    pub fn for_the_log(&self, restricted_chart: bool) -> AuditDetail {
+        if !restricted_chart {
+            return self.clone();
+        }
+        AuditDetail {
+            summary: "A change in a restricted chart (its details stay with its care team)".into(),
+            patient: None,
+            changes: Vec::new(),
+        }
+    }
 }
 
 /// Checks an Ed25519 signature with a public key (32 bytes) only.
@@ -681,6 +705,35 @@ mod tests {
             describe_change(None, &RecordBody::Payment(refund), None).0,
             ReportedAction::RefundRecorded
         );
+    }
+
+    #[test]
+    fn key_material_and_thumbnails_are_never_logged() {
+        let old = serde_json::json!({"file_name": "a.png", "file_key": "SECRET", "thumbnail": {"data": "BYTES"}, "sha256": "SUM"});
+        let new = serde_json::json!({"file_name": "b.png", "file_key": "SECRET2", "thumbnail": {"data": "BYTES2"}, "sha256": "SUM2"});
+        let c = field_changes(Some(&old), &new);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "file_name");
+        assert!(field_changes(None, &new)
+            .iter()
+            .all(|c| !c.to.contains("SECRET") && !c.to.contains("BYTES") && !c.to.contains("SUM")));
+    }
+
+    #[test]
+    fn a_restricted_charts_detail_keeps_nothing_of_the_patient() {
+        let d = AuditDetail {
+            summary: "Payment of 120.00 recorded".into(),
+            patient: Some("Doe, Jane".into()),
+            changes: vec![FieldChange {
+                field: "phone".into(),
+                from: "1".into(),
+                to: "2".into(),
+            }],
+        };
+        assert_eq!(d.for_the_log(false), d);
+        let r = d.for_the_log(true);
+        assert_eq!((r.patient, r.changes.len()), (None, 0));
+        assert!(!r.summary.contains("120.00"));
     }
 
     #[test]
