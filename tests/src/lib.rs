@@ -72,6 +72,10 @@ pub struct ServerOptions {
     pub bin: Option<PathBuf>,
     /// `RUST_LOG` for the server; `None` inherits the environment's.
     pub rust_log: Option<String>,
+    /// Extra command-line flags, after the ones the kit passes.
+    pub args: Vec<String>,
+    /// The data directory; default `data` inside the server's temporary root.
+    pub data_dir: Option<PathBuf>,
 }
 
 struct Running {
@@ -90,6 +94,7 @@ pub struct TestServer {
     pub log_path: PathBuf,
     bin: PathBuf,
     rust_log: Option<String>,
+    args: Vec<String>,
     tempdir: Option<tempfile::TempDir>,
     running: Option<Running>,
     log: Arc<Mutex<File>>,
@@ -123,7 +128,7 @@ impl TestServer {
             .tempdir()
             .expect("create a temporary directory");
         let root = tempdir.path().to_path_buf();
-        let data_dir = root.join("data");
+        let data_dir = opts.data_dir.unwrap_or_else(|| root.join("data"));
         let static_dir = root.join("static");
         fs::create_dir_all(&data_dir).unwrap();
         fs::create_dir_all(&static_dir).unwrap();
@@ -148,6 +153,7 @@ impl TestServer {
             log_path,
             bin,
             rust_log: opts.rust_log,
+            args: opts.args,
             tempdir: Some(tempdir),
             running: None,
             log: Arc::new(Mutex::new(log)),
@@ -184,6 +190,7 @@ impl TestServer {
             .arg(&self.data_dir)
             .arg("--static-dir")
             .arg(&self.static_dir)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
