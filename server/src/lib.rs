@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod audit_verify;
+pub mod backup;
 pub mod charts;
 pub mod clinics;
 pub mod config;
@@ -29,7 +30,7 @@ pub mod throttle;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -74,6 +75,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The WebAuthn relying party (passkeys), built from `settings.public_url`.
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The backup job's last outcome (health endpoint, owners' checklist).
+    pub backups: backup::schedule::SharedBackupStatus,
 }
 
 /// Why the server could not start.
@@ -98,6 +101,7 @@ impl AppState {
             opaque: Arc::new(setup),
             settings: Arc::new(settings),
             webauthn: Arc::new(webauthn),
+            backups: Default::default(),
         })
     }
 }
@@ -109,8 +113,11 @@ pub fn now() -> optovault_shared::UnixTime {
         .unwrap_or(0)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness, and when the last verified backup was made (for monitoring: a stale time there
+/// means backups have stopped).
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let backups = state.backups.lock().unwrap().clone();
+    Json(serde_json::json!({ "status": "ok", "backups": backups }))
 }
 
 async fn api_not_found() -> ApiError {

@@ -1,6 +1,10 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use optovault_server::backup::schedule::{
+    self, BackupDestination, DirectoryDestination, ScheduleConfig,
+};
+use optovault_server::backup::{admin, progress_line, restore_backup, verify_backup, write_backup};
 use optovault_server::config::{Command, Config};
 use optovault_server::store::SledStore;
 use optovault_server::{app, AppState, Settings};
@@ -27,10 +31,112 @@ async fn main() {
             }
         }
     }
+    match &config.command {
+        Some(Command::Backup { out }) => exit_with(backup(&config.data_dir, out).await),
+        Some(Command::Verify { file, json }) => exit_with(verify(file, *json).await),
+        Some(Command::Restore {
+            file,
+            into,
+            replace,
+        }) => exit_with(restore(file, into, *replace).await),
+        _ => {}
+    }
     if let Err(e) = run(config).await {
         tracing::error!("{e}");
         std::process::exit(1);
     }
+}
+
+/// Exit status for the backup commands: 0 done, 1 the check failed, 2 could not run.
+fn exit_with(result: Result<bool, Box<dyn std::error::Error>>) -> ! {
+    match result {
+        Ok(true) => std::process::exit(0),
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("\nerror: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn bytes_progress(done: u64, total: u64) {
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
+    progress_line(&format!(
+        "restoring: {pct:>3}% ({} of {} MiB)",
+        done >> 20,
+        total >> 20
+    ));
+}
+
+/// `backup --out FILE`: through the running server's admin socket, or directly when no server
+/// runs on the data directory.
+async fn backup(
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let out = std::path::absolute(out)?;
+    let rows = |n: u64| progress_line(&format!("backup: {n} rows copied"));
+    let header = match admin::request_backup(data_dir, &out, rows).await? {
+        Some(h) => h,
+        None => {
+            if !data_dir.join("db").exists() && !data_dir.join("conf").exists() {
+                return Err(format!("{} holds no database", data_dir.display()).into());
+            }
+            let store = SledStore::open(data_dir).map_err(|e| {
+                format!(
+                    "cannot open {} ({e}); if a server runs on it, it did not answer on {}",
+                    data_dir.display(),
+                    admin::SOCKET_NAME
+                )
+            })?;
+            let o = out.clone();
+            tokio::task::spawn_blocking(move || write_backup(&store, &o, rows)).await??
+        }
+    };
+    eprintln!();
+    println!(
+        "backup written to {}: {} rows in {} trees, {} bytes, content SHA-256 {}",
+        out.display(),
+        header.rows(),
+        header.trees.len(),
+        header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
+        header.content_sha256
+    );
+    Ok(true)
+}
+
+async fn verify(file: &std::path::Path, json: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    match verify_backup(file, bytes_progress).await {
+        Ok(report) => {
+            eprintln!();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(report.ok())
+        }
+        Err(e) => {
+            eprintln!();
+            println!("FAILED: {} cannot be restored: {e}", file.display());
+            Ok(false)
+        }
+    }
+}
+
+async fn restore(
+    file: &std::path::Path,
+    into: &std::path::Path,
+    replace: bool,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let (report, moved) = restore_backup(file, into, replace, bytes_progress).await?;
+    eprintln!();
+    println!("{report}");
+    if let Some(old) = moved {
+        println!("the directory's previous contents are in {}", old.display());
+    }
+    println!("restored into {}", into.display());
+    Ok(true)
 }
 
 /// `verify-audit`: prints one line per log (and each entry with `--list`); true if all intact.
@@ -116,6 +222,30 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         state.clone(),
         i64::from(config.audit_retention_days) * 86_400,
     );
+    if let Some(dir) = &config.backup_dir {
+        let destinations = config
+            .backup_copy_to
+            .iter()
+            .map(|d| {
+                Box::new(DirectoryDestination { dir: d.clone() }) as Box<dyn BackupDestination>
+            })
+            .collect();
+        schedule::spawn(
+            ScheduleConfig {
+                dir: dir.clone(),
+                every: std::time::Duration::from_secs(u64::from(config.backup_every_hours) * 3600),
+                keep_daily: config.backup_keep_daily,
+                keep_weekly: config.backup_keep_weekly,
+                destinations,
+            },
+            store.clone(),
+            state.store.clone(),
+            state.backups.clone(),
+        );
+        tracing::info!(dir = %dir.display(), every_hours = config.backup_every_hours,
+            copies = ?config.backup_copy_to, "scheduled backups on");
+    }
+    admin::serve(&config.data_dir, store.clone())?;
     let router = app(state, config.static_dir.as_deref());
     // Listen for SIGTERM before announcing readiness, so a stop sent right after the ready line
     // still shuts down gracefully (and flushes).

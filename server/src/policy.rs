@@ -161,7 +161,7 @@ pub async fn checklist(
         members_who_must_change_password: vec![],
         pending_invitations: 0,
         owner_count: 0,
-        last_verified_backup: None,
+        last_verified_backup: state.backups.lock().unwrap().last_success_at,
         policy: clinic.policy,
     };
     for m in state.store.members(clinic_id).await? {

@@ -41,6 +41,28 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What [`SledStore::check_records`] found.
+#[derive(Clone, Debug, Default)]
+pub struct RecordsCheck {
+    pub clinics: u64,
+    /// Records at their latest version.
+    pub current: u64,
+    /// Replaced versions kept as history.
+    pub versions: u64,
+    /// How many problems, and the first few of them.
+    pub problem_count: u64,
+    pub problems: Vec<String>,
+}
+
+impl RecordsCheck {
+    fn problem(&mut self, p: String) {
+        self.problem_count += 1;
+        if self.problems.len() < 20 {
+            self.problems.push(p);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccountRow {
     pub account_id: Uuid,

@@ -49,6 +49,7 @@ use sled::{Transactional, Tree};
 use uuid::Uuid;
 
 use super::*;
+use crate::backup::archive::{read_archive, ArchiveError, ArchiveWriter, Header, Item};
 
 #[derive(Clone)]
 pub struct SledStore {
@@ -57,6 +58,9 @@ pub struct SledStore {
 
 struct Inner {
     db: sled::Db,
+    /// Every write holds this shared; a backup holds it exclusively while it copies the trees,
+    /// so the copy never contains half of a multi-tree write. Reads never take it.
+    gate: std::sync::RwLock<()>,
     meta: Tree,
     accounts: Tree,
     usernames: Tree,
@@ -84,6 +88,10 @@ struct Inner {
     files: Tree,
     file_chunks: Tree,
     file_chunk_lens: Tree,
+}
+
+fn archive_store(e: sled::Error) -> ArchiveError {
+    ArchiveError::Store(e.to_string())
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -510,6 +518,7 @@ impl SledStore {
             files: t("files")?,
             file_chunks: t("file_chunks")?,
             file_chunk_lens: t("file_chunk_lens")?,
+            gate: std::sync::RwLock::new(()),
             db,
         };
         Ok(SledStore {
@@ -526,6 +535,205 @@ impl SledStore {
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(backend)?
+    }
+
+    /// Like [`run`](Self::run), for work that writes: it waits while a backup copies the trees.
+    async fn run_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writing = inner.gate.read().unwrap_or_else(|p| p.into_inner());
+            f(&inner)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Copies every tree, row by row, into `out` while no write runs (reads go on): a consistent
+    /// snapshot of a live database. Blocking; `progress` gets the rows copied so far.
+    pub fn write_snapshot<W: std::io::Write + std::io::Seek>(
+        &self,
+        out: &mut ArchiveWriter<W>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), ArchiveError> {
+        let _paused = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.inner.db.tree_names();
+        names.sort();
+        for name in names {
+            let tree = self.inner.db.open_tree(&name).map_err(archive_store)?;
+            out.begin_tree(&String::from_utf8_lossy(&name))?;
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(archive_store)?;
+                out.row(&k, &v)?;
+                if out.rows() % 10_000 == 0 {
+                    progress(out.rows());
+                }
+            }
+        }
+        progress(out.rows());
+        Ok(())
+    }
+
+    /// Rebuilds a database in the empty directory `dir` from an archive, checking it as it
+    /// goes (see [`read_archive`]), and flushes it. The caller decides where `dir` goes.
+    pub fn restore_archive(
+        dir: &Path,
+        input: &mut impl std::io::Read,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Header, ArchiveError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(archive_store)?;
+        let mut tree: Option<Tree> = None;
+        let mut batch = sled::Batch::default();
+        let header = read_archive(
+            input,
+            |item| {
+                // A batch never spans two trees: it is applied at every block end and before
+                // the next tree starts.
+                if let (Item::BlockEnd | Item::Tree(_), Some(t)) = (&item, &tree) {
+                    t.apply_batch(std::mem::take(&mut batch))
+                        .map_err(archive_store)?;
+                }
+                match item {
+                    Item::Tree(name) => tree = Some(db.open_tree(name).map_err(archive_store)?),
+                    Item::Row(k, v) => batch.insert(k, v),
+                    Item::BlockEnd => {}
+                }
+                Ok(())
+            },
+            progress,
+        )?;
+        db.flush().map_err(archive_store)?;
+        Ok(header)
+    }
+
+    /// Row counts of every tree (a restored copy is compared with its archive's header).
+    pub fn tree_counts(&self) -> Vec<(String, u64)> {
+        let mut names = self.inner.db.tree_names();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|n| {
+                let t = self.inner.db.open_tree(&n).ok()?;
+                Some((String::from_utf8_lossy(&n).into_owned(), t.len() as u64))
+            })
+            .collect()
+    }
+
+    /// Checks every stored record version without any key: the feed row's header matches its
+    /// envelope, the envelope is well formed and signed by its author's registered key, the
+    /// record index points at the feed, and no seq is past the clinic's head. Blocking.
+    pub fn check_records(&self) -> StoreResult<RecordsCheck> {
+        let s = &self.inner;
+        let mut check = RecordsCheck::default();
+        let mut keys: std::collections::HashMap<Uuid, Option<Vec<u8>>> = Default::default();
+        let mut author_key = |author: Uuid| -> StoreResult<Option<Vec<u8>>> {
+            if let Some(k) = keys.get(&author) {
+                return Ok(k.clone());
+            }
+            let row: Option<AccountRow> = s.get_json(&s.accounts, "accounts", author.as_bytes())?;
+            let k = row.map(|a| a.public_keys.ed25519.0);
+            keys.insert(author, k.clone());
+            Ok(k)
+        };
+        let mut one = |clinic_id: Uuid,
+                       row: &RecordRow,
+                       what: &str|
+         -> StoreResult<Option<String>> {
+            let problem =
+                match serde_json::from_slice::<optovault_shared::RecordEnvelope>(&row.envelope) {
+                    Err(e) => Some(format!("envelope does not parse: {e}")),
+                    Ok(env) => {
+                        if let Err(e) = env.check_structure() {
+                            Some(format!("envelope is malformed: {e}"))
+                        } else if env.record_id != row.record_id
+                            || env.chart_id != row.chart_id
+                            || env.version != row.version
+                            || env.compartment != row.compartment
+                        {
+                            Some("the row's header differs from its envelope".into())
+                        } else {
+                            match author_key(env.author)? {
+                                None => Some(format!("author {} has no account", env.author)),
+                                Some(pk) => {
+                                    let msg = env.signing_input(
+                                        &clinic_id,
+                                        optovault_shared::envelope::Purpose::Record,
+                                    );
+                                    (!optovault_shared::audit::verify_ed25519(
+                                        &pk,
+                                        &msg,
+                                        env.signature.as_slice(),
+                                    ))
+                                    .then(|| "the author's signature does not verify".to_string())
+                                }
+                            }
+                        }
+                    }
+                };
+            Ok(problem.map(|p| {
+                format!(
+                    "clinic {clinic_id}, record {} version {} ({what}): {p}",
+                    row.record_id, row.version
+                )
+            }))
+        };
+        let mut heads: std::collections::HashMap<Uuid, u64> = Default::default();
+        for kv in s.feed.iter() {
+            let (k, v) = kv?;
+            let clinic_id = uuid_at(&k, 0)?;
+            let seq = be_u64(k.get(16..24).ok_or(StoreError::Corrupt("feed"))?)?;
+            let row = decode_feed_row(seq, &v)?;
+            if let Some(p) = one(clinic_id, &row, "current")? {
+                check.problem(p);
+            }
+            let indexed = s.records.get(key2(&clinic_id, row.record_id.as_bytes()))?;
+            let expected = [seq.to_be_bytes(), row.version.to_be_bytes()].concat();
+            if indexed.as_deref() != Some(&expected[..]) {
+                check.problem(format!(
+                    "clinic {clinic_id}, record {}: the record index does not point at feed seq {seq}",
+                    row.record_id
+                ));
+            }
+            let h = heads.entry(clinic_id).or_default();
+            *h = (*h).max(seq);
+            check.current += 1;
+        }
+        for kv in s.versions.iter() {
+            let (k, v) = kv?;
+            let clinic_id = uuid_at(&k, 0)?;
+            let seq = be_u64(v.get(..8).ok_or(StoreError::Corrupt("versions"))?)?;
+            let row = decode_feed_row(seq, &v[8..])?;
+            if let Some(p) = one(clinic_id, &row, "history")? {
+                check.problem(p);
+            }
+            check.versions += 1;
+        }
+        if s.records.len() as u64 != check.current {
+            check.problem(format!(
+                "the record index has {} entries for {} current records",
+                s.records.len(),
+                check.current
+            ));
+        }
+        for (clinic_id, top) in heads {
+            let head = s
+                .heads
+                .get(clinic_id.as_bytes())?
+                .map(|b| be_u64(&b))
+                .transpose()?;
+            if head.unwrap_or(0) < top {
+                check.problem(format!(
+                    "clinic {clinic_id}: feed seq {top} is past the clinic's head {head:?}"
+                ));
+            }
+        }
+        check.clinics = s.clinics.len() as u64;
+        Ok(check)
     }
 
     /// Flushes everything to disk (used on shutdown, and after every durable write).
@@ -564,7 +772,7 @@ impl Inner {
 #[async_trait]
 impl Store for SledStore {
     async fn server_setup_or_init(&self, fresh: Vec<u8>) -> StoreResult<Vec<u8>> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let prev = s.meta.compare_and_swap(
                 b"opaque_server_setup",
                 None as Option<&[u8]>,
@@ -584,7 +792,7 @@ impl Store for SledStore {
         account: AccountRow,
         event: Option<EventDraft>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.usernames, &s.accounts, &s.events, &s.event_heads);
             let r = trees.transaction(|(u, a, log, heads)| {
                 if u.get(account.username.as_bytes())?.is_some() {
@@ -625,7 +833,7 @@ impl Store for SledStore {
         f: Box<dyn for<'r> Fn(&'r mut AccountRow) -> StoreResult<()> + Send + Sync>,
         event: Option<EventDraft>,
     ) -> StoreResult<AccountRow> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.accounts, &s.events, &s.event_heads);
             let r = trees.transaction(|(t, log, heads)| {
                 let mut a: AccountRow = match t.get(account_id.as_bytes())? {
@@ -649,7 +857,7 @@ impl Store for SledStore {
     }
 
     async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             s.login_attempts
                 .insert(attempt.login_id.as_bytes(), to_json(&attempt))?;
             Ok(())
@@ -658,7 +866,7 @@ impl Store for SledStore {
     }
 
     async fn take_login_attempt(&self, login_id: Uuid) -> StoreResult<Option<LoginAttempt>> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             s.login_attempts
                 .remove(login_id.as_bytes())?
                 .map(|v| from_json("login_attempts", &v))
@@ -668,7 +876,7 @@ impl Store for SledStore {
     }
 
     async fn purge_trash(&self, now: UnixTime) -> StoreResult<usize> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let mut purged = 0;
             for kv in s.trash.iter() {
                 let (k, v) = kv?;
@@ -769,7 +977,7 @@ impl Store for SledStore {
     }
 
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let mut purged = 0;
             for kv in s.login_attempts.iter() {
                 let (k, v) = kv?;
@@ -825,7 +1033,7 @@ impl Store for SledStore {
     }
 
     async fn put_session(&self, session: SessionRow, event: Option<EventDraft>) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.sessions,
                 &s.account_sessions,
@@ -863,7 +1071,7 @@ impl Store for SledStore {
         token_hash: [u8; 32],
         event: Option<EventDraft>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.sessions, &s.account_sessions, &s.events, &s.event_heads);
             let r = trees.transaction(|(sessions, index, log, heads)| {
                 if let Some(v) = sessions.remove(&token_hash)? {
@@ -897,7 +1105,7 @@ impl Store for SledStore {
     }
 
     async fn touch_session(&self, token_hash: [u8; 32], at: UnixTime) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             // A lost update here only makes "last seen" a little older; no transaction needed.
             if let Some(v) = s.sessions.get(token_hash)? {
                 let mut row: SessionRow = from_json("sessions", &v)?;
@@ -916,7 +1124,7 @@ impl Store for SledStore {
         sealed_key_bundle: SealedBlob,
         keep: [u8; 32],
     ) -> StoreResult<usize> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             // The sessions to revoke are read first; a session created meanwhile would need a
             // login with the old password, which the new password file already refuses.
             let others: Vec<Vec<u8>> = s
@@ -966,7 +1174,7 @@ impl Store for SledStore {
         f: Box<dyn Fn(Option<ThrottleRow>) -> Option<ThrottleRow> + Send + Sync>,
     ) -> StoreResult<Option<ThrottleRow>> {
         let key = key.to_string();
-        self.run(move |s| {
+        self.run_write(move |s| {
             let r = s.throttle.transaction(|t| {
                 let current = match t.get(key.as_bytes())? {
                     Some(v) => Some(
@@ -987,7 +1195,7 @@ impl Store for SledStore {
     }
 
     async fn revoke_sessions_of(&self, account_id: Uuid) -> StoreResult<usize> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let mut n = 0;
             for kv in s.account_sessions.scan_prefix(account_id.as_bytes()) {
                 let (k, _) = kv?;
@@ -1009,7 +1217,7 @@ impl Store for SledStore {
         genesis: RosterRow,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.clinics,
                 &s.members,
@@ -1055,7 +1263,7 @@ impl Store for SledStore {
         policy: ClinicPolicy,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let r = (&s.clinics, &s.events, &s.event_heads).transaction(|(t, log, heads)| {
                 let mut c: ClinicRow = match t.get(clinic_id.as_bytes())? {
                     Some(v) => {
@@ -1150,7 +1358,7 @@ impl Store for SledStore {
         invitation: InvitationRow,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let key = key2(&invitation.clinic_id, invitation.invitation_id.as_bytes());
             let r = (&s.invitations, &s.events, &s.event_heads).transaction(
                 |(invitations, events, event_heads)| {
@@ -1194,7 +1402,7 @@ impl Store for SledStore {
         next: InvitationRow,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let key = key2(&next.clinic_id, next.invitation_id.as_bytes());
             let trees = (&s.invitations, &s.events, &s.event_heads);
             let r = trees.transaction(|(t, log, log_heads)| {
@@ -1225,7 +1433,7 @@ impl Store for SledStore {
         invitation_id: Uuid,
         events: Vec<EventDraft>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.roster,
                 &s.roster_heads,
@@ -1281,7 +1489,7 @@ impl Store for SledStore {
         charts: Vec<ChartRow>,
         events: Vec<EventDraft>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.roster,
                 &s.roster_heads,
@@ -1342,7 +1550,7 @@ impl Store for SledStore {
         now: UnixTime,
         event: EventDraft,
     ) -> StoreResult<Vec<WriteOutcome>> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.charts,
                 &s.members,
@@ -1385,7 +1593,7 @@ impl Store for SledStore {
         wraps: Vec<WrappedKey>,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.charts, &s.members, &s.events, &s.event_heads);
             let r = trees.transaction(|(charts, members, log, log_heads)| {
                 let ckey = key2(&clinic_id, chart.chart_id.as_bytes());
@@ -1425,7 +1633,7 @@ impl Store for SledStore {
         chart_id: Uuid,
         event: EventDraft,
     ) -> StoreResult<u32> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             // Sled transactions cannot scan: what the chart holds is listed first, and each
             // record's position re-checked inside the transaction (a write meanwhile aborts).
             let mut records = Vec::new();
@@ -1524,7 +1732,7 @@ impl Store for SledStore {
         now: UnixTime,
         events: Vec<EventDraft>,
     ) -> StoreResult<Vec<WriteOutcome>> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.records,
                 &s.feed,
@@ -1663,7 +1871,7 @@ impl Store for SledStore {
     }
 
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let r = (&s.events, &s.event_heads)
                 .transaction(|(events, heads)| append_event_tx(events, heads, &event));
             let seq = tx_result(r)?;
@@ -1708,7 +1916,7 @@ impl Store for SledStore {
     }
 
     async fn prune_audit(&self, before: UnixTime, now: UnixTime) -> StoreResult<usize> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let mut pruned = 0;
             for scope in s.event_heads.iter().keys() {
                 let scope = uuid_at(&scope?, 0)?;
@@ -1805,7 +2013,7 @@ impl Store for SledStore {
         key: AuditKeySetup,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let r = (&s.audit_keys, &s.events, &s.event_heads).transaction(
                 |(keys, events, event_heads)| {
                     if keys.get(clinic_id.as_bytes())?.is_some() {
@@ -1830,7 +2038,7 @@ impl Store for SledStore {
         wrapped: Vec<WrappedAuditKey>,
         events: Vec<EventDraft>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let r = (&s.audit_keys, &s.events, &s.event_heads).transaction(|(keys, log, heads)| {
                 let mut key: AuditKeySetup = match keys.get(clinic_id.as_bytes())? {
                     Some(v) => {
@@ -1876,7 +2084,7 @@ impl Store for SledStore {
         checkpoint: AuditCheckpoint,
         event: EventDraft,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             // The newest checkpoint, read before the transaction (sled transactions cannot
             // range-scan) and re-checked inside it by its key.
             let prefix_end = key2(&clinic_id, &u64::MAX.to_be_bytes());
@@ -1945,7 +2153,7 @@ impl Store for SledStore {
         file: FileRow,
         guard: WriteGuard,
     ) -> StoreResult<(FileRow, bool)> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.files, &s.members, &s.charts, &s.roster_heads);
             let r = trees.transaction(|(files, members, charts, roster_heads)| {
                 let key = file_key(&clinic_id, &file.file_id);
@@ -2005,7 +2213,7 @@ impl Store for SledStore {
         uploader: Uuid,
         bytes: Vec<u8>,
     ) -> StoreResult<()> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (&s.files, &s.file_chunks, &s.file_chunk_lens);
             let r = trees.transaction(|(files, chunks, lens)| {
                 let f = load_file_tx(files, &file_key(&clinic_id, &file_id))?;
@@ -2052,7 +2260,7 @@ impl Store for SledStore {
         now: UnixTime,
         event: EventDraft,
     ) -> StoreResult<FileRow> {
-        self.run(move |s| {
+        self.run_write(move |s| {
             let trees = (
                 &s.files,
                 &s.file_chunk_lens,

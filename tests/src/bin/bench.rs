@@ -71,7 +71,7 @@ fn main() {
     println!("server binary: {}", bin.display());
     let mut server = TestServer::start_with(ServerOptions {
         bin: Some(bin),
-        rust_log: None,
+        ..Default::default()
     });
     let pid = server.pid();
     println!(

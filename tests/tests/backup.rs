@@ -1,0 +1,684 @@
+//! Backups proven by restoring them, against the real server binary and its commands:
+//!
+//! - a restore drill: a populated clinic is backed up, restored into a new directory, a second
+//!   server started on it answers every API request exactly as the first one (same ids,
+//!   versions, change sequences, envelopes, file bytes, roster, audit chain), and the old
+//!   session and password both work there;
+//! - `backup` while the server serves writes: the snapshot verifies, and no all-or-nothing
+//!   batch is ever torn in it;
+//! - a damaged file (flipped bytes, truncation) fails `verify` with the byte offset, and
+//!   `restore` refuses it and leaves nothing behind; `restore` never overwrites a directory;
+//! - the scheduled job: backup, verify, copy to a second location, retention, the audit entry,
+//!   `/api/health` and the owners' checklist.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use optovault_shared::wire::*;
+use optovault_shared::Compartment;
+use optovault_tests::*;
+use uuid::Uuid;
+
+fn cli(data_dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(server_bin("debug"));
+    if let Some(d) = data_dir {
+        cmd.arg("--data-dir").arg(d);
+    }
+    cmd.args(args).output().expect("run optovault-server")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Clinic1 {
+    server: TestServer,
+    c: Client,
+    owner: Session,
+    owner_name: String,
+    password: String,
+    clinic: Clinic,
+    records: Vec<Uuid>,
+    file_id: Uuid,
+    chunk_count: u32,
+}
+
+/// A clinic with a second member, patients (some updated twice), a deleted record, an encrypted
+/// file and a pending invitation.
+fn populated() -> Clinic1 {
+    let server = TestServer::start();
+    let c = server.client();
+    let owner_name = unique_username("owner");
+    let password = strong_password();
+    let owner = c.signup(&owner_name, &password);
+    let clinic = c.create_clinic(&owner, "Restore Drill Optics").unwrap();
+    // A second member, admitted with their role.
+    let mc = server.client();
+    let ms = mc.signup(&unique_username("optom"), &strong_password());
+    let link = c.invite(&owner, &clinic, Role::Optometrist).unwrap();
+    mc.accept(&ms, &link).unwrap();
+    c.admit(&owner, &clinic, link.invitation_id)
+        .unwrap()
+        .unwrap();
+    c.invite(&owner, &clinic, Role::FrontDesk).unwrap();
+    let mut records = Vec::new();
+    for i in 0..30 {
+        let id = Uuid::new_v4();
+        c.put_patient(&owner, &clinic, id, 0, &sample_patient(i))
+            .unwrap();
+        records.push(id);
+    }
+    for (n, id) in records.iter().take(10).enumerate() {
+        c.put_patient(&owner, &clinic, *id, 1, &sample_patient(100 + n))
+            .unwrap();
+        c.put_patient(&owner, &clinic, *id, 2, &sample_patient(200 + n))
+            .unwrap();
+    }
+    // A deletion: a signed tombstone as version 2 of record 20.
+    let tomb = optovault_shared::crypto::seal_tombstone(
+        optovault_shared::crypto::RecordSlot {
+            clinic_id: clinic.id,
+            chart_id: records[20],
+            record_id: records[20],
+            version: 2,
+            purpose: optovault_shared::envelope::Purpose::Record,
+        },
+        Compartment::Demographics,
+        &clinic.keyring,
+        &owner.account_id,
+        &owner.keys,
+        &serde_json::to_vec(&sample_patient(20)).unwrap(),
+    )
+    .unwrap();
+    c.batch(
+        clinic.id,
+        vec![RecordWrite {
+            expected_version: 1,
+            envelope: tomb,
+        }],
+    )
+    .unwrap();
+    // An encrypted file of three chunks.
+    let key = clinic.keyring.current(Compartment::Clinical).unwrap();
+    let parts: Vec<Vec<u8>> = (0..3)
+        .map(|i| vec![i as u8 ^ 0xa5; if i == 2 { 39_000 } else { 40_000 }])
+        .collect();
+    let req = FileUploadStart {
+        file_id: Uuid::new_v4(),
+        chart_id: records[0],
+        compartment: Compartment::Clinical,
+        key_id: key.key_id,
+        epoch: key.epoch,
+        chunk_count: 3,
+        chunk_size: parts[0].len() as u32,
+        total_size: parts.iter().map(|p| p.len() as u64).sum(),
+    };
+    c.start_file(clinic.id, &req).unwrap();
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(
+            c.put_file_chunk(clinic.id, req.file_id, i as u32, p).status,
+            204
+        );
+    }
+    assert_eq!(c.complete_file(clinic.id, req.file_id).status, 204);
+    Clinic1 {
+        server,
+        c,
+        owner,
+        owner_name,
+        password,
+        clinic,
+        records,
+        file_id: req.file_id,
+        chunk_count: 3,
+    }
+}
+
+/// Every read the owner can make of the clinic, as (path, status, body).
+fn answers(c: &Client, t: &Clinic1) -> Vec<(String, u16, Vec<u8>)> {
+    let id = t.clinic.id;
+    let mut paths = vec![
+        "/api/clinics".to_string(),
+        format!("/api/clinics/{id}"),
+        format!("/api/clinics/{id}/changes?since=0&limit=1000"),
+        format!("/api/clinics/{id}/change-headers?since=0&limit=1000"),
+        format!("/api/clinics/{id}/records?limit=1000"),
+        format!("/api/clinics/{id}/roster"),
+        format!("/api/clinics/{id}/members"),
+        format!("/api/clinics/{id}/invitations"),
+        format!("/api/clinics/{id}/charts"),
+        format!("/api/clinics/{id}/policy"),
+        format!("/api/clinics/{id}/audit/key"),
+        format!("/api/clinics/{id}/audit/checkpoints"),
+        format!("/api/clinics/{id}/files/{}", t.file_id),
+        "/api/account/mfa".to_string(),
+        "/api/account/recovery".to_string(),
+    ];
+    for r in &t.records {
+        paths.push(format!("/api/clinics/{id}/records/{r}"));
+        paths.push(format!("/api/clinics/{id}/records/{r}/versions"));
+    }
+    for i in 0..t.chunk_count {
+        paths.push(format!("/api/clinics/{id}/files/{}/chunks/{i}", t.file_id));
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let raw = c.get(&p);
+            (p, raw.status, raw.body.to_vec())
+        })
+        .collect()
+}
+
+/// The clinic's audit entries, and the head seq.
+fn audit(c: &Client, clinic_id: Uuid) -> Vec<AuditEntry> {
+    c.access_events(clinic_id, 0, 1000).unwrap().entries
+}
+
+#[test]
+fn restore_drill_a_second_server_answers_exactly_as_the_first() {
+    let mut t = populated();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("drill.ovbk");
+
+    // Online: the backup goes through the running server's admin socket.
+    let o = cli(
+        Some(&t.server.data_dir),
+        &["backup", "--out", file.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("backup written to"));
+    assert!(
+        t.server
+            .log_text()
+            .contains("backup requested on the admin socket"),
+        "the running server made it"
+    );
+    let head = fs::read(&file).unwrap();
+    assert!(head.starts_with(b"optovault-backup v1\n{\"format\":1,"));
+
+    // Nothing else changes the clinic's log or data between the backup and the comparison, but
+    // reads add access entries: compare the log up to the backup's last entry.
+    let before = audit(&t.c, t.clinic.id);
+    let backup_head = before.last().unwrap().seq;
+    let first = answers(&t.c, &t);
+    for (p, status, _) in &first {
+        assert_eq!(*status, 200, "{p} on the original server");
+    }
+
+    let o = cli(None, &["verify", file.to_str().unwrap()]);
+    let report = text(&o);
+    assert!(o.status.success(), "{report}");
+    assert!(report.contains("VERIFIED"), "{report}");
+    assert!(
+        report.contains("row counts: every tree matches the header"),
+        "{report}"
+    );
+    // 30 patients current (one a tombstone), 20 earlier versions of the 10 updated twice plus
+    // the deleted one's first version.
+    assert!(
+        report.contains("1 clinics, 30 current records, 21 earlier versions; 0 problems"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("audit clinic {}", t.clinic.id)),
+        "{report}"
+    );
+    assert!(report.contains("account log"), "{report}");
+
+    let restored = dir.path().join("restored");
+    let o = cli(
+        None,
+        &[
+            "restore",
+            file.to_str().unwrap(),
+            "--into",
+            restored.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let second = TestServer::start_with(ServerOptions {
+        data_dir: Some(restored.clone()),
+        ..Default::default()
+    });
+    // The same browser (same cookie store, same session) pointed at the new server.
+    let mut c2 = t.c.clone();
+    c2.base = second.base.clone();
+    let session = c2.get("/api/session");
+    assert_eq!(
+        session.status, 200,
+        "the session survives a restore: {session:?}"
+    );
+    let again = answers(&c2, &t);
+    assert_eq!(first.len(), again.len());
+    for ((p, s1, b1), (_, s2, b2)) in first.iter().zip(&again) {
+        assert_eq!(s1, s2, "{p}: status");
+        assert!(b1 == b2, "{p}: the restored server answers differently");
+    }
+    let after = audit(&c2, t.clinic.id);
+    let upto = |v: &[AuditEntry]| -> Vec<AuditEntry> {
+        v.iter().filter(|e| e.seq <= backup_head).cloned().collect()
+    };
+    assert_eq!(upto(&after), upto(&before), "the audit chain is the same");
+    // The password works too: the OPAQUE server setup was restored with the accounts.
+    let fresh = second.client();
+    fresh
+        .login(&t.owner_name, &t.password)
+        .expect("log in on the restored server");
+    // And the restored server takes new writes after the restored sequence.
+    let w = c2
+        .put_patient(&t.owner, &t.clinic, Uuid::new_v4(), 0, &sample_patient(999))
+        .unwrap();
+    let (feed, _, _) = t.c.all_changes(t.clinic.id, 0, 1000, 10).unwrap();
+    assert_eq!(w.seq, feed.iter().map(|r| r.seq).max().unwrap() + 1);
+
+    // `restore` never overwrites: not a non-empty directory, nor one a server runs on.
+    let o = cli(
+        None,
+        &[
+            "restore",
+            file.to_str().unwrap(),
+            "--into",
+            restored.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is not empty"), "{}", text(&o));
+    let o = cli(
+        None,
+        &[
+            "restore",
+            file.to_str().unwrap(),
+            "--into",
+            restored.to_str().unwrap(),
+            "--replace",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("stop its server first"), "{}", text(&o));
+    drop(second);
+    // Stopped, `--replace` moves the old contents aside and never deletes them.
+    let o = cli(
+        None,
+        &[
+            "restore",
+            file.to_str().unwrap(),
+            "--into",
+            restored.to_str().unwrap(),
+            "--replace",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let aside: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("restored.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+
+    // Offline: with the server stopped, `backup` opens the database itself.
+    t.server.stop();
+    let offline = dir.path().join("offline.ovbk");
+    let o = cli(
+        Some(&t.server.data_dir),
+        &["backup", "--out", offline.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cli(None, &["verify", offline.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_backup_taken_under_write_load_is_consistent() {
+    let t = populated();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<Batch>>> = Default::default();
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let c = t.server.client();
+            let s = c.login(&t.owner_name, &t.password).unwrap();
+            let clinic = t.clinic.clone();
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // Five records in one all-or-nothing batch.
+                    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+                    let writes = ids
+                        .iter()
+                        .map(|id| {
+                            patient_write(
+                                &s,
+                                clinic.id,
+                                &clinic.keyring,
+                                *id,
+                                0,
+                                &sample_patient(w * 10_000 + n),
+                            )
+                        })
+                        .collect();
+                    let r = c.batch(clinic.id, writes).unwrap();
+                    let seq = r.results.iter().map(|x| x.seq).max().unwrap();
+                    acked.lock().unwrap().push((ids, seq));
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let before: Vec<Batch> = acked.lock().unwrap().clone();
+        let file = dir.path().join(format!("load-{i}.ovbk"));
+        let o = cli(
+            Some(&t.server.data_dir),
+            &["backup", "--out", file.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        files.push((file, before));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let total = acked.lock().unwrap().len();
+    assert!(total >= 10, "the load wrote {total} batches");
+    for (file, acked_before) in files {
+        let restored = dir.path().join(format!(
+            "{}.db",
+            file.file_name().unwrap().to_string_lossy()
+        ));
+        let o = cli(
+            None,
+            &[
+                "restore",
+                file.to_str().unwrap(),
+                "--into",
+                restored.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let server = TestServer::start_with(ServerOptions {
+            data_dir: Some(restored),
+            ..Default::default()
+        });
+        let mut c = t.c.clone();
+        c.base = server.base.clone();
+        let (feed, _, _) = c.all_changes(t.clinic.id, 0, 1000, 100).unwrap();
+        let present: BTreeMap<Uuid, u64> =
+            feed.iter().map(|r| (r.envelope.record_id, r.seq)).collect();
+        let mut seqs: Vec<u64> = feed.iter().map(|r| r.seq).collect();
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), feed.len(), "a seq appears twice");
+        // Every batch acknowledged before the backup started is in it, and no batch is torn.
+        for (ids, _) in &acked_before {
+            assert!(
+                ids.iter().all(|id| present.contains_key(id)),
+                "an acknowledged batch is missing"
+            );
+        }
+        for (ids, _) in acked.lock().unwrap().iter() {
+            let n = ids.iter().filter(|id| present.contains_key(id)).count();
+            assert!(
+                n == 0 || n == 5,
+                "a batch of 5 is torn in the backup: {n} present"
+            );
+        }
+    }
+}
+
+/// The ids of one acknowledged batch, and its highest seq.
+type Batch = (Vec<Uuid>, u64);
+
+fn flip(file: &Path, at: u64, out: &Path) {
+    let mut b = fs::read(file).unwrap();
+    b[at as usize] ^= 0x40;
+    fs::write(out, b).unwrap();
+}
+
+#[test]
+fn a_damaged_backup_fails_verify_with_its_location_and_restore_refuses_it() {
+    let t = populated();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("good.ovbk");
+    let o = cli(
+        Some(&t.server.data_dir),
+        &["backup", "--out", file.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let len = fs::metadata(&file).unwrap().len();
+    let bad = dir.path().join("bad.ovbk");
+    let cases: Vec<(String, Box<dyn Fn()>)> = vec![
+        ("a byte of the header".into(), {
+            let (f, b) = (file.clone(), bad.clone());
+            Box::new(move || flip(&f, 40, &b))
+        }),
+        ("a byte of the first block".into(), {
+            let (f, b) = (file.clone(), bad.clone());
+            Box::new(move || flip(&f, 4096 + 100, &b))
+        }),
+        ("a byte near the end".into(), {
+            let (f, b) = (file.clone(), bad.clone());
+            Box::new(move || flip(&f, len - 3, &b))
+        }),
+        ("truncated in half".into(), {
+            let (f, b) = (file.clone(), bad.clone());
+            Box::new(move || {
+                let bytes = fs::read(&f).unwrap();
+                fs::write(&b, &bytes[..bytes.len() / 2]).unwrap();
+            })
+        }),
+        ("the last byte cut".into(), {
+            let (f, b) = (file.clone(), bad.clone());
+            Box::new(move || {
+                let bytes = fs::read(&f).unwrap();
+                fs::write(&b, &bytes[..bytes.len() - 1]).unwrap();
+            })
+        }),
+        ("not a backup".into(), {
+            let b = bad.clone();
+            Box::new(move || fs::write(&b, b"hello").unwrap())
+        }),
+    ];
+    for (case, damage) in cases {
+        damage();
+        let o = cli(None, &["verify", bad.to_str().unwrap()]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{case}: {out}");
+        assert!(
+            out.contains("FAILED") && out.contains("byte "),
+            "{case}: {out}"
+        );
+        let into = dir.path().join("never");
+        let o = cli(
+            None,
+            &[
+                "restore",
+                bad.to_str().unwrap(),
+                "--into",
+                into.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{case}: {}", text(&o));
+        assert!(!into.exists(), "{case}: restore left a directory behind");
+        assert!(!dir.path().join("never.restoring").exists());
+    }
+    // The good file still verifies.
+    let o = cli(None, &["verify", file.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["current_records"], 30);
+}
+
+fn health(c: &Client) -> serde_json::Value {
+    c.get("/api/health").json().unwrap()
+}
+
+#[test]
+fn scheduled_backups_are_verified_copied_pruned_logged_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let copies = dir.path().join("offsite");
+    fs::create_dir_all(&backups).unwrap();
+    fs::create_dir_all(&copies).unwrap();
+    // Ten days of older backups (any content: retention goes by name) and a file that is not one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for day in 1..=10 {
+        let name = backup_name(now - day * 86_400);
+        fs::write(backups.join(&name), b"old").unwrap();
+        fs::write(copies.join(&name), b"old").unwrap();
+    }
+    fs::write(backups.join("README.txt"), b"operator's notes").unwrap();
+    let first_data = dir.path().join("data");
+    let t = populated_with(ServerOptions {
+        data_dir: Some(first_data),
+        args: vec![
+            "--backup-dir".into(),
+            backups.to_str().unwrap().into(),
+            "--backup-copy-to".into(),
+            copies.to_str().unwrap().into(),
+            "--backup-keep-daily".into(),
+            "3".into(),
+            "--backup-keep-weekly".into(),
+            "0".into(),
+            // The newest old backup is a day old: with a 1-hour interval, one runs at start.
+            "--backup-every-hours".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let h = loop {
+        let h = health(&t.c);
+        if h["backups"]["last_outcome"].is_string() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no backup within 60 s: {h}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        h["backups"]["last_outcome"],
+        "verified",
+        "{h}\n{}",
+        t.server.log_text()
+    );
+    assert_eq!(h["backups"]["scheduled"], true);
+    let at = h["backups"]["last_success_at"].as_i64().unwrap();
+    assert!((at - now).abs() < 120, "{h}");
+    let newest = backup_name(at);
+    // Kept: today's new one and the two newest old days; the rest are gone in both places.
+    for place in [&backups, &copies] {
+        let mut names: Vec<String> = fs::read_dir(place)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let ours: Vec<&String> = names.iter().filter(|n| n.ends_with(".ovbk")).collect();
+        assert_eq!(ours.len(), 3, "{place:?}: {names:?}");
+        assert!(names.contains(&newest), "{names:?}");
+    }
+    assert!(
+        backups.join("README.txt").exists(),
+        "other files are never touched"
+    );
+    assert_eq!(
+        fs::read(backups.join(&newest)).unwrap(),
+        fs::read(copies.join(&newest)).unwrap()
+    );
+    let o = cli(None, &["verify", copies.join(&newest).to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "the off-site copy verifies: {}",
+        text(&o)
+    );
+    // The owners' checklist shows it.
+    let list: SecurityChecklist =
+        Client::typed(t.c.get(&format!("/api/clinics/{}/security-checklist", t.clinic.id)))
+            .unwrap();
+    assert_eq!(list.last_verified_backup, Some(at));
+    // The server's own log records it (checked with the operator's tool once stopped).
+    let mut server = t.server;
+    server.stop();
+    let o = cli(Some(&server.data_dir), &["verify-audit", "--list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("backup_verified"), "{}", text(&o));
+
+    // A second location that cannot be written: the backup is kept, the failure is loud and
+    // shown, and the last success stays the earlier one.
+    let blocked = dir.path().join("blocked");
+    fs::write(&blocked, b"a file where a directory should be").unwrap();
+    let broken = TestServer::start_with(ServerOptions {
+        data_dir: Some(server.data_dir.clone()),
+        args: vec![
+            "--backup-dir".into(),
+            dir.path().join("backups2").to_str().unwrap().into(),
+            "--backup-copy-to".into(),
+            blocked.join("sub").to_str().unwrap().into(),
+        ],
+        ..Default::default()
+    });
+    let c = broken.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let h = loop {
+        let h = health(&c);
+        if h["backups"]["last_outcome"].is_string() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no backup within 60 s: {h}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(h["backups"]["last_outcome"], "copy_failed", "{h}");
+    assert!(h["backups"]["last_success_at"].is_null(), "{h}");
+    assert!(broken.log_text().contains("BACKUP COPY FAILED"));
+}
+
+fn populated_with(opts: ServerOptions) -> Clinic1 {
+    let server = TestServer::start_with(opts);
+    let c = server.client();
+    let owner_name = unique_username("owner");
+    let password = strong_password();
+    let owner = c.signup(&owner_name, &password);
+    let clinic = c.create_clinic(&owner, "Scheduled Optics").unwrap();
+    Clinic1 {
+        server,
+        c,
+        owner,
+        owner_name,
+        password,
+        clinic,
+        records: vec![],
+        file_id: Uuid::nil(),
+        chunk_count: 0,
+    }
+}
+
+/// The scheduler's file name for a UTC time: `optovault-YYYYMMDDTHHMMSSZ.ovbk`.
+fn backup_name(at: i64) -> String {
+    let o = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{at}"),
+            "+optovault-%Y%m%dT%H%M%SZ.ovbk",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
