@@ -10,6 +10,7 @@
 //!
 //! Ids are random UUIDv4: they reveal nothing about order or origin.
 
+pub mod archive;
 pub mod audit;
 pub mod b64;
 pub mod chart;

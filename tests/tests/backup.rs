@@ -227,7 +227,9 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     // 30 patients current (one a tombstone), 20 earlier versions of the 10 updated twice plus
     // the deleted one's first version.
     assert!(
-        report.contains("1 clinics, 30 current records, 21 earlier versions; 0 problems"),
+        report.contains(
+            "1 clinics, 30 current records, 21 earlier versions, 3 file chunks; 0 problems"
+        ),
         "{report}"
     );
     assert!(

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::audit_verify::{verify_all, LogReport};
 use crate::store::{RecordsCheck, SledStore};
-use archive::{ArchiveError, ArchiveWriter, Header};
+use archive::{ArchiveError, Header};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -60,9 +60,9 @@ pub fn write_backup(
     let partial = partial_name(path);
     let file = File::create(&partial).map_err(io(&partial))?;
     let result = (|| {
-        let mut w = ArchiveWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+        let mut w = archive::zstd_writer(BufWriter::with_capacity(1 << 20, file))?;
         store.write_snapshot(&mut w, &mut progress)?;
-        let (header, out) = w.finish(crate::now())?;
+        let (header, out) = archive::finish(w)?;
         let file = out.into_inner().map_err(|e| BackupError::Io {
             path: partial.clone(),
             source: e.into_error(),
@@ -115,6 +115,7 @@ pub struct VerifyReport {
     pub clinics: u64,
     pub current_records: u64,
     pub history_versions: u64,
+    pub file_chunks: u64,
     pub record_problem_count: u64,
     pub record_problems: Vec<String>,
     pub audit_logs: Vec<AuditLogLine>,
@@ -177,8 +178,12 @@ impl fmt::Display for VerifyReport {
         }
         writeln!(
             f,
-            "  records: {} clinics, {} current records, {} earlier versions; {} problems",
-            self.clinics, self.current_records, self.history_versions, self.record_problem_count
+            "  records: {} clinics, {} current records, {} earlier versions, {} file chunks; {} problems",
+            self.clinics,
+            self.current_records,
+            self.history_versions,
+            self.file_chunks,
+            self.record_problem_count
         )?;
         for p in &self.record_problems {
             writeln!(f, "    RECORD PROBLEM: {p}")?;
@@ -261,6 +266,7 @@ async fn restore_and_check(
         clinics: records.clinics,
         current_records: records.current,
         history_versions: records.versions,
+        file_chunks: records.chunks,
         record_problem_count: records.problem_count,
         record_problems: records.problems,
         audit_logs: logs

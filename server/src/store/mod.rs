@@ -49,6 +49,8 @@ pub struct RecordsCheck {
     pub current: u64,
     /// Replaced versions kept as history.
     pub versions: u64,
+    /// File chunks present at their listed length.
+    pub chunks: u64,
     /// How many problems, and the first few of them.
     pub problem_count: u64,
     pub problems: Vec<String>,

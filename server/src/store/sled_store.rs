@@ -49,7 +49,9 @@ use sled::{Transactional, Tree};
 use uuid::Uuid;
 
 use super::*;
-use crate::backup::archive::{read_archive, ArchiveError, ArchiveWriter, Header, Item};
+use crate::backup::archive::{
+    read_archive, zstd_decompress, ArchiveError, ArchiveWriter, Header, Item,
+};
 
 #[derive(Clone)]
 pub struct SledStore {
@@ -61,6 +63,9 @@ struct Inner {
     /// Every write holds this shared; a backup holds it exclusively while it copies the trees,
     /// so the copy never contains half of a multi-tree write. Reads never take it.
     gate: std::sync::RwLock<()>,
+    /// Writes that delete file chunks also hold this shared; a backup holds it exclusively while
+    /// it copies the chunks its snapshot lists, after it has let other writes go on.
+    chunk_gate: std::sync::RwLock<()>,
     meta: Tree,
     accounts: Tree,
     usernames: Tree,
@@ -519,6 +524,7 @@ impl SledStore {
             file_chunks: t("file_chunks")?,
             file_chunk_lens: t("file_chunk_lens")?,
             gate: std::sync::RwLock::new(()),
+            chunk_gate: std::sync::RwLock::new(()),
             db,
         };
         Ok(SledStore {
@@ -551,25 +557,71 @@ impl SledStore {
         .map_err(backend)?
     }
 
-    /// Copies every tree, row by row, into `out` while no write runs (reads go on): a consistent
-    /// snapshot of a live database. Blocking; `progress` gets the rows copied so far.
+    /// Like [`run_write`](Self::run_write), for writes that delete file chunks (purges, erasure).
+    async fn run_write_deleting_chunks<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.run_write(move |s| {
+            let _deleting = s.chunk_gate.read().unwrap_or_else(|p| p.into_inner());
+            f(s)
+        })
+        .await
+    }
+
+    /// A consistent snapshot of the live database, row by row, into `out`. Blocking; `progress`
+    /// gets the rows copied so far.
+    ///
+    /// Every tree but `file_chunks` is copied while no write runs (reads go on). The chunks are
+    /// the bulk of the bytes and are never changed once their file is complete, so they are
+    /// copied after writes resume: exactly the chunks that the copied `file_chunk_lens` lists,
+    /// while only writes that delete chunks wait.
     pub fn write_snapshot<W: std::io::Write + std::io::Seek>(
         &self,
         out: &mut ArchiveWriter<W>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ArchiveError> {
-        let _paused = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let paused = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         let mut names = self.inner.db.tree_names();
         names.sort();
+        let mut chunk_keys = Vec::new();
         for name in names {
+            if &*name == b"file_chunks" {
+                continue;
+            }
             let tree = self.inner.db.open_tree(&name).map_err(archive_store)?;
+            let lens = &*name == b"file_chunk_lens";
             out.begin_tree(&String::from_utf8_lossy(&name))?;
             for kv in tree.iter() {
                 let (k, v) = kv.map_err(archive_store)?;
                 out.row(&k, &v)?;
+                if lens {
+                    chunk_keys.push(k);
+                }
                 if out.rows() % 10_000 == 0 {
                     progress(out.rows());
                 }
+            }
+        }
+        let _no_chunk_deletes = self
+            .inner
+            .chunk_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        drop(paused);
+        out.begin_tree("file_chunks")?;
+        for k in chunk_keys {
+            let v = self
+                .inner
+                .file_chunks
+                .get(&k)
+                .map_err(archive_store)?
+                .ok_or_else(|| {
+                    ArchiveError::Store("a listed file chunk is missing from file_chunks".into())
+                })?;
+            out.row(&k, &v)?;
+            if out.rows() % 1_000 == 0 {
+                progress(out.rows());
             }
         }
         progress(out.rows());
@@ -591,6 +643,7 @@ impl SledStore {
         let mut batch = sled::Batch::default();
         let header = read_archive(
             input,
+            zstd_decompress,
             |item| {
                 // A batch never spans two trees: it is applied at every block end and before
                 // the next tree starts.
@@ -731,6 +784,34 @@ impl SledStore {
                     "clinic {clinic_id}: feed seq {top} is past the clinic's head {head:?}"
                 ));
             }
+        }
+        // Every chunk the uploads list is there, at its listed length, and no other.
+        for kv in s.file_chunk_lens.iter() {
+            let (k, v) = kv?;
+            let len = v
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("file_chunk_lens"))?;
+            match s.file_chunks.get(&k)? {
+                Some(c) if c.len() == len as usize => check.chunks += 1,
+                _ => check.problem(format!(
+                    "clinic {}, file {}: chunk {} is missing or has the wrong length",
+                    uuid_at(&k, 0)?,
+                    uuid_at(&k, 16)?,
+                    k.get(32..36)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .unwrap_or(u32::MAX)
+                )),
+            }
+        }
+        if s.file_chunks.len() as u64 != check.chunks {
+            check.problem(format!(
+                "{} file chunks stored, {} listed",
+                s.file_chunks.len(),
+                check.chunks
+            ));
         }
         check.clinics = s.clinics.len() as u64;
         Ok(check)
@@ -876,7 +957,7 @@ impl Store for SledStore {
     }
 
     async fn purge_trash(&self, now: UnixTime) -> StoreResult<usize> {
-        self.run_write(move |s| {
+        self.run_write_deleting_chunks(move |s| {
             let mut purged = 0;
             for kv in s.trash.iter() {
                 let (k, v) = kv?;
@@ -977,7 +1058,7 @@ impl Store for SledStore {
     }
 
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<usize> {
-        self.run_write(move |s| {
+        self.run_write_deleting_chunks(move |s| {
             let mut purged = 0;
             for kv in s.login_attempts.iter() {
                 let (k, v) = kv?;
@@ -1633,7 +1714,7 @@ impl Store for SledStore {
         chart_id: Uuid,
         event: EventDraft,
     ) -> StoreResult<u32> {
-        self.run_write(move |s| {
+        self.run_write_deleting_chunks(move |s| {
             // Sled transactions cannot scan: what the chart holds is listed first, and each
             // record's position re-checked inside the transaction (a write meanwhile aborts).
             let mut records = Vec::new();
