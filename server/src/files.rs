@@ -190,21 +190,7 @@ async fn file_status(state: &AppState, clinic_id: Uuid, row: FileRow) -> ApiResu
         .store
         .file_chunk_indices(clinic_id, row.file_id)
         .await?;
-    Ok(FileStatus {
-        file_id: row.file_id,
-        chart_id: row.chart_id,
-        compartment: row.compartment,
-        key_id: row.key_id,
-        epoch: row.epoch,
-        chunk_count: row.chunk_count,
-        chunk_size: row.chunk_size,
-        total_size: row.total_size,
-        received,
-        complete: row.is_complete(),
-        uploaded_by: row.uploaded_by,
-        created_at: row.created_at,
-        completed_at: row.completed_at,
-    })
+    Ok(row.status(received))
 }
 
 /// Starts an upload, or answers a retried start (same id, parameters and uploader) with the

@@ -13,6 +13,7 @@ pub mod charts;
 pub mod clinics;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod files;
 pub mod http;
 pub mod invitations;
@@ -147,6 +148,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(records::router())
         .merge(files::router())
         .merge(audit::router())
+        .merge(export::router())
         .merge(members::router())
         .merge(invitations::router())
         .merge(charts::router())

@@ -30,6 +30,7 @@ use utoipa::OpenApi;
         crate::records::read_many,
         crate::records::change_headers,
         crate::audit::list,
+        crate::export::export,
         crate::audit::report,
         crate::audit::document_generated,
         crate::audit::audit_key,

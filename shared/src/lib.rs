@@ -14,6 +14,7 @@ pub mod archive;
 pub mod audit;
 pub mod b64;
 pub mod chart;
+pub mod clinic_export;
 pub mod domain;
 pub mod envelope;
 pub mod fhir;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use optovault_shared::wire::*;
-use optovault_shared::Compartment;
+use optovault_shared::{archive, clinic_export, Compartment};
 use optovault_tests::*;
 use uuid::Uuid;
 
@@ -683,4 +683,188 @@ fn backup_name(at: i64) -> String {
         .output()
         .unwrap();
     String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+// ---- the clinic's own export ----------------------------------------------------------------------
+
+fn unzstd(packed: &[u8], len: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(len);
+    ruzstd::decoding::StreamingDecoder::new(packed)
+        .map_err(|e| e.to_string())?
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Every row of an export, by section, in file order.
+fn read_export(bytes: &[u8]) -> (archive::Header, Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>) {
+    let mut sections: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    let header = archive::read_archive(
+        &mut std::io::Cursor::new(bytes),
+        unzstd,
+        |item| {
+            match item {
+                archive::Item::Tree(t) => sections.push((t.to_string(), vec![])),
+                archive::Item::Row(k, v) => sections
+                    .last_mut()
+                    .unwrap()
+                    .1
+                    .push((k.to_vec(), v.to_vec())),
+                archive::Item::BlockEnd => {}
+            }
+            Ok(())
+        },
+        |_, _| {},
+    )
+    .expect("the export reads and checks");
+    (header, sections)
+}
+
+fn rows_of<'a>(
+    sections: &'a [(String, Vec<(Vec<u8>, Vec<u8>)>)],
+    name: &str,
+) -> &'a [(Vec<u8>, Vec<u8>)] {
+    &sections.iter().find(|s| s.0 == name).unwrap().1
+}
+
+#[test]
+fn an_owner_exports_the_clinic_as_stored_and_nothing_of_anyone_else() {
+    let t = populated();
+    let id = t.clinic.id;
+    // Another clinic on the same server, with a canary in its patient's name.
+    let oc = t.server.client();
+    let os = oc.signup(&unique_username("other"), &strong_password());
+    let other = oc.create_clinic(&os, "Other Optics").unwrap();
+    let mut canary = sample_patient(5);
+    canary.given_name = "Zyxwvutsrq".into();
+    oc.put_patient(&os, &other, Uuid::new_v4(), 0, &canary)
+        .unwrap();
+
+    let raw = t.c.get(&format!("/api/clinics/{id}/export"));
+    assert_eq!(raw.status, 200, "{raw:?}");
+    assert_eq!(raw.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        raw.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(raw.body.len())
+    );
+    assert!(raw
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!("optovault-clinic-{}", id.simple())));
+    let (header, sections) = read_export(&raw.body);
+    let names: Vec<&str> = sections.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, optovault_shared::clinic_export::SECTIONS.to_vec());
+
+    let info: clinic_export::ExportedClinic =
+        serde_json::from_slice(&rows_of(&sections, "clinic")[0].1).unwrap();
+    assert_eq!((info.clinic_id, info.exported_by), (id, t.owner.account_id));
+    // Records: as the feed serves them, byte for byte after parsing.
+    let (feed, _, _) = t.c.all_changes(id, 0, 1000, 10).unwrap();
+    let records: Vec<StoredRecord> = rows_of(&sections, "records")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.1).unwrap())
+        .collect();
+    assert_eq!(records, feed);
+    assert_eq!(info.record_head, feed.iter().map(|r| r.seq).max().unwrap());
+    assert_eq!(rows_of(&sections, "versions").len(), 21);
+    // The owner opens a patient with the keys in the export (not the ones in memory).
+    let members: Vec<clinic_export::ExportedMember> = rows_of(&sections, "members")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.1).unwrap())
+        .collect();
+    assert_eq!(members.len(), 2);
+    let mine = members
+        .iter()
+        .find(|m| m.account_id == t.owner.account_id)
+        .unwrap();
+    let keyring = optovault_shared::crypto::unwrap_keyring(
+        &id,
+        &mine.wrapped_keys,
+        &t.owner.account_id,
+        &t.owner.keys,
+    )
+    .unwrap();
+    let newest = records
+        .iter()
+        .find(|r| r.envelope.record_id == t.records[0])
+        .unwrap();
+    assert_eq!(
+        open_patient(&t.owner, id, &keyring, &newest.envelope).unwrap(),
+        sample_patient(200)
+    );
+    // The roster, the audit log and the file, as the API serves them.
+    let roster = t.c.roster(id).unwrap();
+    let exported_roster: Vec<optovault_shared::roster::SignedRosterEntry> =
+        rows_of(&sections, "roster")
+            .iter()
+            .map(|r| serde_json::from_slice(&r.1).unwrap())
+            .collect();
+    assert_eq!(exported_roster, roster.entries);
+    let log = audit(&t.c, id);
+    let exported_log: Vec<AuditEntry> = rows_of(&sections, "audit")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.1).unwrap())
+        .collect();
+    assert_eq!(exported_log[..], log[..exported_log.len()]);
+    assert!(
+        log.iter()
+            .any(|e| e.action == "clinic_exported" && e.actor == Some(t.owner.account_id)),
+        "the export is in the audit log"
+    );
+    let chunks = rows_of(&sections, "file_chunks");
+    assert_eq!(chunks.len(), 3);
+    for (i, (k, v)) in chunks.iter().enumerate() {
+        assert_eq!(k[..16], *t.file_id.as_bytes());
+        assert_eq!(v[..], t.c.get_file_chunk(id, t.file_id, i as u32).body[..]);
+    }
+    // Accounts: public facts only, never the server's secrets about members.
+    let accounts: Vec<serde_json::Value> = rows_of(&sections, "accounts")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.1).unwrap())
+        .collect();
+    assert_eq!(accounts.len(), 2);
+    for a in &accounts {
+        let keys: Vec<&String> = a.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["account_id", "public_keys", "username"]);
+    }
+    assert!(
+        header.trees.iter().all(|t| t.rows > 0
+            || [
+                "charts",
+                "audit_key",
+                "audit_anchor",
+                "audit_checkpoints",
+                "trash"
+            ]
+            .contains(&t.name.as_str())),
+        "{header:?}"
+    );
+    // Nothing of the other clinic: not its id, not its owner, not its patient.
+    let everything: Vec<u8> = sections
+        .iter()
+        .flat_map(|s| {
+            s.1.iter()
+                .flat_map(|(k, v)| k.iter().chain(v.iter()).copied())
+        })
+        .collect();
+    for needle in [
+        other.id.to_string().into_bytes(),
+        other.id.as_bytes().to_vec(),
+        os.account_id.to_string().into_bytes(),
+        b"Zyxwvutsrq".to_vec(),
+    ] {
+        assert!(
+            !everything.windows(needle.len()).any(|w| w == needle),
+            "{:?} is in the export",
+            String::from_utf8_lossy(&needle)
+        );
+    }
+
+    // Only owners: an outsider gets what it gets for any foreign clinic.
+    let stranger = t.server.client();
+    stranger.signup(&unique_username("stranger"), &strong_password());
+    let raw = stranger.get(&format!("/api/clinics/{id}/export"));
+    assert!(matches!(raw.status, 403 | 404), "{raw:?}");
 }

@@ -60,13 +60,16 @@ pub fn write_backup(
     let partial = partial_name(path);
     let file = File::create(&partial).map_err(io(&partial))?;
     let result = (|| {
-        let mut w = archive::zstd_writer(BufWriter::with_capacity(1 << 20, file))?;
+        let mut w = archive::zstd_writer(BufWriter::with_capacity(1 << 20, SyncEvery::new(file)))?;
         store.write_snapshot(&mut w, &mut progress)?;
         let (header, out) = archive::finish(w)?;
-        let file = out.into_inner().map_err(|e| BackupError::Io {
-            path: partial.clone(),
-            source: e.into_error(),
-        })?;
+        let file = out
+            .into_inner()
+            .map_err(|e| BackupError::Io {
+                path: partial.clone(),
+                source: e.into_error(),
+            })?
+            .file;
         file.sync_all().map_err(io(&partial))?;
         Ok(header)
     })();
@@ -80,6 +83,42 @@ pub fn write_backup(
             let _ = fs::remove_file(&partial);
             Err(e)
         }
+    }
+}
+
+/// A file that is synced every 32 MiB written. Without it, gigabytes of a backup sit in the page
+/// cache as dirty pages, and the server's own flush before each acknowledged write waits behind
+/// their write-back (seconds, measured by `backup_bench`).
+struct SyncEvery {
+    file: File,
+    unsynced: u64,
+}
+
+impl SyncEvery {
+    const EVERY: u64 = 32 << 20;
+    fn new(file: File) -> Self {
+        SyncEvery { file, unsynced: 0 }
+    }
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= Self::EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl std::io::Seek for SyncEvery {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
     }
 }
 

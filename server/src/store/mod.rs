@@ -25,6 +25,7 @@ use optovault_shared::{Compartment, UnixTime};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use optovault_shared::archive::{ArchiveError, Item as ArchiveItem};
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +362,25 @@ impl FileRow {
         self.completed_at.is_some()
     }
 
+    /// The API's view of the upload, given the chunks stored so far.
+    pub fn status(&self, received: Vec<u32>) -> optovault_shared::wire::FileStatus {
+        optovault_shared::wire::FileStatus {
+            file_id: self.file_id,
+            chart_id: self.chart_id,
+            compartment: self.compartment,
+            key_id: self.key_id,
+            epoch: self.epoch,
+            chunk_count: self.chunk_count,
+            chunk_size: self.chunk_size,
+            total_size: self.total_size,
+            received,
+            complete: self.is_complete(),
+            uploaded_by: self.uploaded_by,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        }
+    }
+
     /// Whether `other` describes the same upload (a retried start), ignoring timestamps.
     pub fn same_upload(&self, other: &FileRow) -> bool {
         (
@@ -667,6 +687,17 @@ pub trait Store: Send + Sync + 'static {
     /// the one before. With `durable`, it is flushed before returning; otherwise it is flushed by
     /// the backend's periodic flush (read events, which are frequent).
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64>;
+    /// Streams one clinic's export (`optovault_shared::clinic_export`: its sections in order) to
+    /// `sink`, as a consistent snapshot: no write of any clinic commits while the rows are read
+    /// (file chunks, which never change once complete, are read after writes resume).
+    /// Blocking: call it on the blocking pool.
+    fn export_clinic(
+        &self,
+        clinic_id: Uuid,
+        exported_by: Uuid,
+        at: UnixTime,
+        sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError>;
     /// Entries of one clinic's log (or the account-level log with `None`) with `seq > since`.
     async fn audit_entries(
         &self,

@@ -164,6 +164,31 @@ fn decode_feed_row(seq: u64, v: &[u8]) -> StoreResult<RecordRow> {
     })
 }
 
+/// Starts an export section and hands it every row.
+fn section(
+    name: &str,
+    rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), ArchiveError>>,
+    sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
+) -> Result<(), ArchiveError> {
+    sink(ArchiveItem::Tree(name))?;
+    for r in rows {
+        let (k, v) = r?;
+        sink(ArchiveItem::Row(&k, &v))?;
+    }
+    Ok(())
+}
+
+/// A record row as the API serves it (its envelope parsed).
+fn stored(row: RecordRow) -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
+    Ok(optovault_shared::wire::StoredRecord {
+        seq: row.seq,
+        updated_at: row.updated_at,
+        envelope: serde_json::from_slice(&row.envelope).map_err(|_| {
+            ArchiveError::Store(format!("record {} has a corrupt envelope", row.record_id))
+        })?,
+    })
+}
+
 fn event_scope(clinic_id: Option<Uuid>) -> Uuid {
     clinic_id.unwrap_or(Uuid::nil())
 }
@@ -1949,6 +1974,216 @@ impl Store for SledStore {
             Ok((out, head))
         })
         .await
+    }
+
+    fn export_clinic(
+        &self,
+        clinic_id: Uuid,
+        exported_by: Uuid,
+        at: UnixTime,
+        sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        use optovault_shared::clinic_export::*;
+        let s = &*self.inner;
+        let store_err = |e: StoreError| ArchiveError::Store(e.to_string());
+        let c = clinic_id.as_bytes();
+        let paused = s.gate.write().unwrap_or_else(|p| p.into_inner());
+        let clinic: ClinicRow = s
+            .get_json(&s.clinics, "clinics", c)
+            .map_err(store_err)?
+            .ok_or_else(|| ArchiveError::Store("no such clinic".into()))?;
+        let head = s
+            .heads
+            .get(c)
+            .map_err(archive_store)?
+            .map(|b| be_u64(&b))
+            .transpose()
+            .map_err(store_err)?
+            .unwrap_or(0);
+        let members: Vec<MemberRow> = s.scan_json(&s.members, "members", c).map_err(store_err)?;
+        // Everyone whose public key a reader needs: members, authors, uploaders, actors.
+        let mut people: std::collections::BTreeSet<Uuid> =
+            members.iter().map(|m| m.account_id).collect();
+        people.insert(clinic.created_by);
+
+        let profile = serde_json::from_slice(&clinic.profile)
+            .map_err(|_| ArchiveError::Store("corrupt clinic profile".into()))?;
+        let info = ExportedClinic {
+            clinic_id,
+            created_at: clinic.created_at,
+            created_by: clinic.created_by,
+            profile,
+            policy: clinic.policy.clone(),
+            record_head: head,
+            exported_at: at,
+            exported_by,
+        };
+        section(
+            "clinic",
+            &mut std::iter::once(Ok((c.to_vec(), to_json(&info)))),
+            sink,
+        )?;
+        // Rows under the clinic's prefix of one tree, with the prefix cut off the key.
+        let under = |tree: &Tree| {
+            tree.scan_prefix(c).map(|kv| {
+                kv.map(|(k, v)| (k[16..].to_vec(), v.to_vec()))
+                    .map_err(archive_store)
+            })
+        };
+        // Authors and actors are collected first, so accounts can come before the records.
+        let decode_current =
+            |k: &[u8], v: &[u8]| -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
+                let seq = be_u64(k).map_err(store_err)?;
+                stored(decode_feed_row(seq, v).map_err(store_err)?)
+            };
+        let decode_old = |v: &[u8]| -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
+            let seq = be_u64(
+                v.get(..8)
+                    .ok_or(StoreError::Corrupt("versions"))
+                    .map_err(store_err)?,
+            )
+            .map_err(store_err)?;
+            stored(decode_feed_row(seq, &v[8..]).map_err(store_err)?)
+        };
+        for kv in under(&s.feed) {
+            let (k, v) = kv?;
+            people.insert(decode_current(&k, &v)?.envelope.author);
+        }
+        for kv in under(&s.versions) {
+            let (_, v) = kv?;
+            people.insert(decode_old(&v)?.envelope.author);
+        }
+        let files: Vec<FileRow> = s.scan_json(&s.files, "files", c).map_err(store_err)?;
+        people.extend(files.iter().map(|f| f.uploaded_by));
+        for kv in under(&s.events) {
+            let (_, v) = kv?;
+            let e: AuditEntry = from_json("events", &v).map_err(store_err)?;
+            people.extend(e.actor);
+        }
+        let mut accounts = Vec::new();
+        for id in &people {
+            if let Some(a) = s
+                .get_json::<AccountRow>(&s.accounts, "accounts", id.as_bytes())
+                .map_err(store_err)?
+            {
+                let exported = ExportedAccount {
+                    account_id: a.account_id,
+                    username: a.username,
+                    public_keys: a.public_keys,
+                };
+                accounts.push(Ok((id.as_bytes().to_vec(), to_json(&exported))));
+            }
+        }
+        section("accounts", &mut accounts.into_iter(), sink)?;
+        let mut rows = members.into_iter().map(|m| {
+            let e = ExportedMember {
+                account_id: m.account_id,
+                role: m.role,
+                added_at: m.added_at,
+                wrapped_keys: m.wrapped_keys,
+                pinned_anchor: m.pinned_anchor,
+            };
+            Ok((m.account_id.as_bytes().to_vec(), to_json(&e)))
+        });
+        section("members", &mut rows, sink)?;
+        let mut rows = under(&s.roster).map(|kv| {
+            let (k, v) = kv?;
+            let row: RosterRow = from_json("roster", &v).map_err(store_err)?;
+            Ok((k, to_json(&row.signed)))
+        });
+        section("roster", &mut rows, sink)?;
+        let mut rows = under(&s.charts).map(|kv| {
+            let (k, v) = kv?;
+            let row: ChartRow = from_json("charts", &v).map_err(store_err)?;
+            let e = ExportedChart {
+                chart_id: row.chart_id,
+                care_team: row.care_team,
+                key_epoch: row.key_epoch,
+                restricted_by: row.restricted_by,
+                restricted_at: row.restricted_at,
+            };
+            Ok((k, to_json(&e)))
+        });
+        section("charts", &mut rows, sink)?;
+        let key = s.audit_keys.get(c).map_err(archive_store)?;
+        let mut rows = key.into_iter().map(|v| Ok((c.to_vec(), v.to_vec())));
+        section("audit_key", &mut rows, sink)?;
+        let anchor = s.audit_anchors.get(c).map_err(archive_store)?;
+        let mut rows = anchor.into_iter().map(|v| {
+            let (seq, hash) = decode_event_head(&v).map_err(store_err)?;
+            let a = optovault_shared::wire::AuditAnchor {
+                seq,
+                hash: B64(hash.to_vec()),
+            };
+            Ok((c.to_vec(), to_json(&a)))
+        });
+        section("audit_anchor", &mut rows, sink)?;
+        let mut rows = under(&s.audit_checkpoints);
+        section("audit_checkpoints", &mut rows, sink)?;
+        let mut rows = under(&s.events);
+        section("audit", &mut rows, sink)?;
+        let mut rows = under(&s.trash).map(|kv| {
+            let (k, v) = kv?;
+            let deleted_at = be_u64(&v).map_err(store_err)? as i64;
+            let record_id = uuid_at(&k, 0).map_err(store_err)?;
+            Ok((
+                k,
+                to_json(&TrashRow {
+                    record_id,
+                    deleted_at,
+                }),
+            ))
+        });
+        section("trash", &mut rows, sink)?;
+        let mut file_rows = Vec::new();
+        for f in files {
+            let mut prefix = c.to_vec();
+            prefix.extend_from_slice(f.file_id.as_bytes());
+            let received = s
+                .file_chunk_lens
+                .scan_prefix(&prefix)
+                .keys()
+                .map(|k| {
+                    let k = k.map_err(archive_store)?;
+                    k.get(32..36)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| ArchiveError::Store("corrupt chunk key".into()))
+                })
+                .collect::<Result<Vec<u32>, _>>()?;
+            file_rows.push(Ok((
+                f.file_id.as_bytes().to_vec(),
+                to_json(&f.status(received)),
+            )));
+        }
+        section("files", &mut file_rows.into_iter(), sink)?;
+        let mut rows = under(&s.feed).map(|kv| {
+            let (k, v) = kv?;
+            Ok((k.clone(), to_json(&decode_current(&k, &v)?)))
+        });
+        section("records", &mut rows, sink)?;
+        let mut rows = under(&s.versions).map(|kv| {
+            let (k, v) = kv?;
+            Ok((k, to_json(&decode_old(&v)?)))
+        });
+        section("versions", &mut rows, sink)?;
+        let chunk_keys: Vec<Vec<u8>> = s
+            .file_chunk_lens
+            .scan_prefix(c)
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).map_err(archive_store))
+            .collect::<Result<_, _>>()?;
+        let _no_chunk_deletes = s.chunk_gate.write().unwrap_or_else(|p| p.into_inner());
+        drop(paused);
+        let mut rows = chunk_keys.into_iter().map(|k| {
+            let v = s
+                .file_chunks
+                .get(&k)
+                .map_err(archive_store)?
+                .ok_or_else(|| ArchiveError::Store("a listed file chunk is missing".into()))?;
+            Ok((k[16..].to_vec(), v.to_vec()))
+        });
+        section("file_chunks", &mut rows, sink)
     }
 
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64> {

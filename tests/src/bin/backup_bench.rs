@@ -73,6 +73,7 @@ struct Round {
     writes_during: usize,
     write_p50_ms: f64,
     write_max_ms: f64,
+    slowest_at: f64,
 }
 
 fn round(
@@ -85,7 +86,7 @@ fn round(
     let file = work.join(format!("{label}.ovbk"));
     // One client writes single records while the backup runs.
     let stop = Arc::new(AtomicBool::new(false));
-    let lat: Arc<Mutex<Vec<f64>>> = Default::default();
+    let lat: Arc<Mutex<Vec<(f64, Instant)>>> = Default::default();
     let writer = {
         let (stop, lat) = (stop.clone(), lat.clone());
         let clinic = clinic.clone();
@@ -96,12 +97,15 @@ fn round(
                 let t = Instant::now();
                 w.put_patient(&ws, &clinic, Uuid::new_v4(), 0, &sample_patient(1))
                     .unwrap();
-                lat.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
+                lat.lock()
+                    .unwrap()
+                    .push((t.elapsed().as_secs_f64() * 1000.0, t));
             }
         })
     };
     std::thread::sleep(Duration::from_millis(300));
     lat.lock().unwrap().clear();
+    let backup_started = Instant::now();
     let (backup_secs, _) = cli(&[
         "--data-dir",
         server.data_dir.to_str().unwrap(),
@@ -112,7 +116,12 @@ fn round(
     let mut during = lat.lock().unwrap().clone();
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    during.sort_by(|a, b| a.total_cmp(b));
+    during.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // When the slowest write started, relative to the backup's start.
+    let slowest_at = during
+        .last()
+        .map(|w| w.1.saturating_duration_since(backup_started).as_secs_f64())
+        .unwrap_or(0.0);
     let (verify_secs, report) = cli(&["verify", file.to_str().unwrap()]);
     assert!(report.contains("VERIFIED"), "{report}");
     let into = work.join(format!("{label}-restored"));
@@ -131,8 +140,9 @@ fn round(
         restore_secs,
         restored_bytes: du(&into),
         writes_during: during.len(),
-        write_p50_ms: during.get(during.len() / 2).copied().unwrap_or(0.0),
-        write_max_ms: during.last().copied().unwrap_or(0.0),
+        write_p50_ms: during.get(during.len() / 2).map(|w| w.0).unwrap_or(0.0),
+        write_max_ms: during.last().map(|w| w.0).unwrap_or(0.0),
+        slowest_at,
     };
     std::fs::remove_dir_all(&into).unwrap();
     std::fs::remove_file(&file).unwrap();
@@ -219,11 +229,11 @@ fn main() {
     ));
 
     println!();
-    println!("| data | database on disk | backup | backup file | verify | restore | restored db | writes during backup | write p50 / max |");
+    println!("| data | database on disk | backup | backup file | verify | restore | restored db | writes during backup | write p50 / max (slowest began at) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rounds {
         println!(
-            "| {} | {} | {:.1} s | {} ({:.2} of the db) | {:.1} s | {:.1} s | {} | {} | {:.1} / {:.0} ms |",
+            "| {} | {} | {:.1} s | {} ({:.2} of the db) | {:.1} s | {:.1} s | {} | {} | {:.1} / {:.0} ms ({:.1} s) |",
             r.label,
             mib(r.data_bytes),
             r.backup_secs,
@@ -234,7 +244,8 @@ fn main() {
             mib(r.restored_bytes),
             r.writes_during,
             r.write_p50_ms,
-            r.write_max_ms
+            r.write_max_ms,
+            r.slowest_at
         );
     }
 }
