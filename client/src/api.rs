@@ -490,6 +490,11 @@ pub async fn file_chunk(clinic_id: Uuid, file_id: Uuid, index: u32) -> ApiResult
         .map_err(|_| ApiError::local("bad_response", "The file could not be downloaded."))
 }
 
+/// The clinic's export, as a response whose body the caller streams (owners only).
+pub async fn export(clinic_id: Uuid) -> ApiResult<Response> {
+    send(Request::get(&format!("/api/clinics/{clinic_id}/export")).build()).await
+}
+
 /// Logs (durably) that this browser is about to print or download a document made from a chart.
 pub async fn document_generated(
     clinic_id: Uuid,

@@ -286,6 +286,24 @@ fn member(clinic: &Clinic, id: &Uuid) -> Option<(String, Vec<u8>)> {
         .map(|a| (a.username().to_string(), a.key().to_vec()))
 }
 
+/// Whether an entry's detail is signed by its actor (a member by the verified roster); `None`
+/// for an entry without one.
+pub fn detail_signed(clinic: &Clinic, e: &AuditEntry) -> Option<Result<(), String>> {
+    let d = e.detail.as_ref()?;
+    let Some(actor) = e.actor else {
+        return Some(Err("a detail without an actor".into()));
+    };
+    let context = detail_context(clinic.id, d.key_id, d.event_id, actor, &e.action, e.target);
+    let Some((_, author_key)) = member(clinic, &actor) else {
+        return Some(Err("reported by someone not in the roster".into()));
+    };
+    Some(if verify_reported_detail(&context, d, &author_key) {
+        Ok(())
+    } else {
+        Err("signature does not verify: not as its author wrote it".into())
+    })
+}
+
 /// Opens an entry's detail: the author's signature first, then the seal.
 fn open_detail(
     clinic: &Clinic,
@@ -295,13 +313,8 @@ fn open_detail(
     let d = e.detail.as_ref()?;
     let actor = e.actor?;
     let context = detail_context(clinic.id, d.key_id, d.event_id, actor, &e.action, e.target);
-    let Some((_, author_key)) = member(clinic, &actor) else {
-        return Some(Err("reported by someone not in the roster".into()));
-    };
-    if !verify_reported_detail(&context, d, &author_key) {
-        return Some(Err(
-            "signature does not verify: not as its author wrote it".into()
-        ));
+    if let Err(why) = detail_signed(clinic, e)? {
+        return Some(Err(why));
     }
     let Some(secret) = key.and_then(|k| k.secret.as_ref()) else {
         return Some(Err("sealed to an audit key you do not hold".into()));
@@ -330,7 +343,7 @@ pub fn show(
 
 /// The clinic's checkpoints whose signatures verify against an owner in the verified roster, as
 /// (seq, hash) for the chain check; a forged one is an error naming it.
-fn trusted_checkpoints(
+pub fn trusted_checkpoints(
     clinic: &Clinic,
     list: optovault_shared::wire::AuditCheckpointList,
 ) -> Result<(Vec<AuditCheckpoint>, Option<ChainPoint>), ChainError> {

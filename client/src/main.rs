@@ -8,6 +8,7 @@ mod auth;
 mod charts;
 mod clinic;
 mod components;
+mod export;
 mod files;
 mod idle;
 mod pages;
@@ -26,6 +27,7 @@ use leptos_router::path;
 use components::lock_screen::LockScreen;
 use pages::account::AccountPage;
 use pages::audit::AuditPage;
+use pages::backup::BackupPage;
 use pages::calendar::CalendarPage;
 use pages::clinics::ClinicsPage;
 use pages::invite::InvitePage;
@@ -65,6 +67,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/clinics/:clinic_id/calendar") view=CalendarPage />
                     <Route path=path!("/clinics/:clinic_id/worklist") view=WorklistPage />
                     <Route path=path!("/clinics/:clinic_id/audit") view=AuditPage />
+                    <Route path=path!("/clinics/:clinic_id/backup") view=BackupPage />
                     <Route path=path!("/invite/:clinic_id/:invitation_id") view=InvitePage />
                     <Route path=path!("/account") view=AccountPage />
                 </Routes>

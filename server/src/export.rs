@@ -42,7 +42,8 @@ pub async fn export(
     let (store, by, at) = (state.store.clone(), auth.account_id, now());
     let made = tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempfile()?;
-        let mut w = archive::zstd_writer(BufWriter::with_capacity(1 << 20, tmp))?;
+        let mut w =
+            archive::zstd_writer(BufWriter::with_capacity(1 << 20, tmp), archive::KIND_CLINIC)?;
         store.export_clinic(clinic_id, by, at, &mut |item| match item {
             Item::Tree(name) => w.begin_tree(name),
             Item::Row(k, v) => w.row(k, v),

@@ -27,6 +27,10 @@ use sha2::{Digest, Sha256};
 pub const MAGIC: &[u8] = b"optovault-backup v1\n";
 pub const HEADER_BYTES: usize = 4096;
 pub const FORMAT: u32 = 1;
+/// An operator's backup: every tree of the server's database.
+pub const KIND_SERVER: &str = "server-backup";
+/// A clinic's own export: its sections ([`crate::clinic_export`]).
+pub const KIND_CLINIC: &str = "clinic-export";
 /// A block is closed once its raw items reach this size (a single large row makes it larger).
 const BLOCK_TARGET: usize = 1 << 20;
 /// Refuse blocks claiming more than this (a corrupt length must not allocate gigabytes).
@@ -50,6 +54,8 @@ pub struct TreeCount {
 #[serde(deny_unknown_fields)]
 pub struct Header {
     pub format: u32,
+    /// What the archive holds: [`KIND_SERVER`] or [`KIND_CLINIC`].
+    pub kind: String,
     /// Unix seconds.
     pub created_at: i64,
     pub server_version: String,
@@ -100,6 +106,7 @@ pub struct ArchiveWriter<W: Write + Seek> {
     out: W,
     compress: Compress,
     compression: String,
+    kind: String,
     raw: Vec<u8>,
     content: Sha256,
     content_bytes: u64,
@@ -108,13 +115,19 @@ pub struct ArchiveWriter<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> ArchiveWriter<W> {
-    /// `compression` names the codec in the header (e.g. `zstd-3`).
-    pub fn new(mut out: W, compress: Compress, compression: &str) -> Result<Self, ArchiveError> {
+    /// `compression` names the codec in the header (e.g. `zstd-3`); `kind` is what it holds.
+    pub fn new(
+        mut out: W,
+        compress: Compress,
+        compression: &str,
+        kind: &str,
+    ) -> Result<Self, ArchiveError> {
         out.write_all(&[b' '; HEADER_BYTES])?;
         Ok(ArchiveWriter {
             out,
             compress,
             compression: compression.to_string(),
+            kind: kind.to_string(),
             raw: Vec::with_capacity(BLOCK_TARGET + 4096),
             content: Sha256::new(),
             content_bytes: 0,
@@ -192,6 +205,7 @@ impl<W: Write + Seek> ArchiveWriter<W> {
         self.flush_block()?;
         let header = Header {
             format: FORMAT,
+            kind: std::mem::take(&mut self.kind),
             created_at,
             server_version: server_version.to_string(),
             compression: std::mem::take(&mut self.compression),
@@ -529,7 +543,8 @@ mod tests {
     }
 
     fn sample(rows: usize, value: usize) -> Vec<u8> {
-        let mut w = ArchiveWriter::new(Cursor::new(Vec::new()), store, "none").unwrap();
+        let mut w =
+            ArchiveWriter::new(Cursor::new(Vec::new()), store, "none", KIND_SERVER).unwrap();
         for tree in ["a", "b"] {
             w.begin_tree(tree).unwrap();
             for i in 0..rows {

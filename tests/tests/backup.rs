@@ -205,7 +205,7 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
         "the running server made it"
     );
     let head = fs::read(&file).unwrap();
-    assert!(head.starts_with(b"optovault-backup v1\n{\"format\":1,"));
+    assert!(head.starts_with(b"optovault-backup v1\n{\"format\":1,\"kind\":\"server-backup\","));
 
     // Nothing else changes the clinic's log or data between the backup and the comparison, but
     // reads add access entries: compare the log up to the backup's last entry.
@@ -861,6 +861,14 @@ fn an_owner_exports_the_clinic_as_stored_and_nothing_of_anyone_else() {
             String::from_utf8_lossy(&needle)
         );
     }
+
+    // The operator's tools refuse it: it is not a server backup.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clinic.ovbk");
+    fs::write(&file, &raw.body).unwrap();
+    let o = cli(None, &["verify", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not a server backup"), "{}", text(&o));
 
     // Only owners: an outsider gets what it gets for any foreign clinic.
     let stranger = t.server.client();

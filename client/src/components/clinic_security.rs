@@ -148,6 +148,13 @@ pub fn ClinicSecurity(
                     <dd id="checklist-password" class:warn=!c.members_who_must_change_password.is_empty()>{names(&c.members_who_must_change_password)}</dd>
                     <dt>"Open invitations"</dt>
                     <dd id="checklist-invitations">{c.pending_invitations}</dd>
+                    <dt>"Last verified server backup"</dt>
+                    <dd id="checklist-backup" class:warn=c.last_verified_backup.map_or(true, |t| crate::util::now() - t > 2 * 86_400)>
+                        {match c.last_verified_backup {
+                            Some(t) => crate::util::local_time(t),
+                            None => "none on record: ask your server's operator to turn on verified backups".into(),
+                        }}
+                    </dd>
                     <dt>"Owners"</dt>
                     <dd id="checklist-owners" class:warn=c.owner_count < 2>
                         {c.owner_count}

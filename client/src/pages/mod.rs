@@ -1,5 +1,6 @@
 pub mod account;
 pub mod audit;
+pub mod backup;
 pub mod calendar;
 pub mod clinics;
 pub mod invite;

@@ -190,6 +190,7 @@ fn PatientList(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
                     <a id="members-link" class="button secondary" href=members_href>"Team"</a>
                     {move || clinic.get().filter(|c| c.is_owner(&me_id)).map(|_| view! {
                         <a id="audit-link" class="button secondary" href=format!("/clinics/{clinic_id}/audit")>"Audit log"</a>
+                        <a id="backup-link" class="button secondary" href=format!("/clinics/{clinic_id}/backup")>"Backup"</a>
                     })}
                     <a id="new-patient" class="button primary" href=new_href>"New patient"</a>
                 </div>

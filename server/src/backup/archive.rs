@@ -13,11 +13,12 @@ pub fn zstd_decompress(packed: &[u8], raw_len: usize) -> Result<Vec<u8>, String>
     zstd::bulk::decompress(packed, raw_len).map_err(|e| e.to_string())
 }
 
-/// A writer with the server's codec.
+/// A writer with the server's codec, for an archive of `kind` (`KIND_SERVER`, `KIND_CLINIC`).
 pub fn zstd_writer<W: std::io::Write + std::io::Seek>(
     out: W,
+    kind: &str,
 ) -> Result<ArchiveWriter<W>, ArchiveError> {
-    ArchiveWriter::new(out, zstd_compress, &format!("zstd-{ZSTD_LEVEL}"))
+    ArchiveWriter::new(out, zstd_compress, &format!("zstd-{ZSTD_LEVEL}"), kind)
 }
 
 /// Ends an archive with this server's version in its header.

@@ -60,7 +60,10 @@ pub fn write_backup(
     let partial = partial_name(path);
     let file = File::create(&partial).map_err(io(&partial))?;
     let result = (|| {
-        let mut w = archive::zstd_writer(BufWriter::with_capacity(1 << 20, SyncEvery::new(file)))?;
+        let mut w = archive::zstd_writer(
+            BufWriter::with_capacity(1 << 20, SyncEvery::new(file)),
+            archive::KIND_SERVER,
+        )?;
         store.write_snapshot(&mut w, &mut progress)?;
         let (header, out) = archive::finish(w)?;
         let file = out
@@ -263,6 +266,14 @@ async fn restore_and_check(
 ) -> Result<VerifyReport, BackupError> {
     let started = Instant::now();
     let file_bytes = fs::metadata(file).map_err(io(file))?.len();
+    let kind = archive::read_header(&mut File::open(file).map_err(io(file))?)?.kind;
+    if kind != archive::KIND_SERVER {
+        return Err(BackupError::Refused(format!(
+            "{} is a {kind}, not a server backup (a clinic's export is checked by its owner in \
+             the browser)",
+            file.display()
+        )));
+    }
     let (f, d) = (file.to_path_buf(), dir.to_path_buf());
     let header = tokio::task::spawn_blocking(move || {
         let mut input = BufReader::with_capacity(1 << 20, File::open(&f).map_err(io(&f))?);
