@@ -72,6 +72,7 @@ fn main() {
     let mut server = TestServer::start_with(ServerOptions {
         bin: Some(bin),
         rust_log: None,
+        ..Default::default()
     });
     let pid = server.pid();
     println!(
