@@ -87,12 +87,32 @@ struct Inner {
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+    classify(e.to_string())
 }
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        backend(e)
+        match e {
+            sled::Error::Io(_) => StoreError::Unavailable(e.to_string()),
+            e => backend(e),
+        }
+    }
+}
+
+/// How sled 0.34 fails when its disk cannot be written (ENOSPC, EROFS, EDQUOT, EIO): the log
+/// writer's `pwrite`/`fsync` error becomes the `Db`'s "global error" (`Config::set_global_error`
+/// in `pagecache/iobuf.rs`), and from then on every write and flush of that `Db` returns a clone
+/// of it, `Error::Io` with the original kind but no OS code, even once the disk has room again;
+/// only opening the database anew clears it (`PageCache::start` calls `reset_global_error`).
+/// Writes that had reached memory but not the disk stay visible to reads until then. So every
+/// sled I/O error is `Unavailable`, and [`super::RecoveringStore`] reopens the database on it.
+/// Errors that reach [`backend`] as text (a transaction's `Storage` error) are recognised by
+/// sled's `Display` prefix for `Error::Io`.
+fn classify(message: String) -> StoreError {
+    if message.starts_with("IO error") {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
     }
 }
 
