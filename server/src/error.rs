@@ -81,6 +81,20 @@ impl IntoResponse for ApiError {
                 "conflict".into(),
                 format!("{what} already exists."),
             ),
+            ApiError::Store(StoreError::Unavailable(cause)) => {
+                tracing::error!(
+                    %cause,
+                    "STORAGE UNAVAILABLE: the server cannot write to its data directory (disk full \
+                     or read-only?); answering 503 until it can"
+                );
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable".into(),
+                    "The server cannot write to its disk right now (it may be full or read-only), \
+                     so nothing was saved. Try again in a few minutes."
+                        .into(),
+                )
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
                 (
@@ -90,7 +104,14 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(ApiErrorBody { code, message })).into_response()
+        let mut response = (status, Json(ApiErrorBody { code, message })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
     }
 }
 

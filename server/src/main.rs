@@ -6,7 +6,7 @@ use optovault_server::backup::schedule::{
 };
 use optovault_server::backup::{admin, progress_line, restore_backup, verify_backup, write_backup};
 use optovault_server::config::{Command, Config};
-use optovault_server::store::SledStore;
+use optovault_server::store::{RecoveringStore, SledStore};
 use optovault_server::{app, AppState, Settings};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -205,7 +205,8 @@ async fn verify_audit(
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = SledStore::open(&config.data_dir)?;
+    // Reopens the database by itself after a storage failure (disk full, read-only).
+    let store = RecoveringStore::open(&config.data_dir)?;
     let settings = Settings {
         cookie_secure: config.cookie_secure,
         session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,

@@ -336,6 +336,12 @@ impl TestServer {
         self.spawn_or_panic();
     }
 
+    /// Like [`start_again`](Self::start_again), for a start that may fail: Err says why (with the
+    /// log), and the server is then not running.
+    pub fn try_start_again(&mut self) -> Result<(), String> {
+        self.spawn()
+    }
+
     /// Graceful stop, then start again on the same data directory.
     pub fn restart(&mut self) {
         self.stop();
@@ -569,11 +575,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Self::with_timeout(base, Duration::from_secs(120))
+    }
+
+    /// A client whose every request fails with a transport error after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Client {
         Client {
             base: base.to_string(),
             http: reqwest::blocking::Client::builder()
                 .cookie_store(true)
-                .timeout(Duration::from_secs(120))
+                .timeout(timeout)
                 .pool_max_idle_per_host(4)
                 .build()
                 .expect("build HTTP client"),

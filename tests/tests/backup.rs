@@ -198,12 +198,16 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("backup written to"));
-    assert!(
-        t.server
-            .log_text()
-            .contains("backup requested on the admin socket"),
-        "the running server made it"
-    );
+    // The running server made it (its log reaches the file through a pipe: allow a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t
+        .server
+        .log_text()
+        .contains("backup requested on the admin socket")
+    {
+        assert!(Instant::now() < deadline, "the running server made it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let head = fs::read(&file).unwrap();
     assert!(head.starts_with(b"optovault-backup v1\n{\"format\":1,\"kind\":\"server-backup\","));
 

@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::archive::Header;
 use super::write_backup;
-use crate::store::SledStore;
+use crate::store::{RecoveringStore, SledStore};
 
 pub const SOCKET_NAME: &str = "admin.sock";
 
@@ -36,7 +36,7 @@ pub enum Reply {
 }
 
 /// Binds the socket (replacing a stale one left by a crash) and serves it until the process ends.
-pub fn serve(data_dir: &Path, store: SledStore) -> std::io::Result<()> {
+pub fn serve(data_dir: &Path, store: RecoveringStore) -> std::io::Result<()> {
     let path = data_dir.join(SOCKET_NAME);
     // sled's lock on the directory is already ours, so no other server can be using this path.
     let _ = std::fs::remove_file(&path);
@@ -46,8 +46,15 @@ pub fn serve(data_dir: &Path, store: SledStore) -> std::io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let store = store.clone();
+                    let store = store.with_current(|s| s.clone());
                     tokio::spawn(async move {
+                        let store = match store {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "admin socket: database unavailable");
+                                return;
+                            }
+                        };
                         if let Err(e) = handle(stream, store).await {
                             tracing::warn!(error = %e, "admin socket request failed");
                         }

@@ -275,13 +275,12 @@ async fn restore_and_check(
         )));
     }
     let (f, d) = (file.to_path_buf(), dir.to_path_buf());
-    let header = tokio::task::spawn_blocking(move || {
+    let (header, store) = tokio::task::spawn_blocking(move || {
         let mut input = BufReader::with_capacity(1 << 20, File::open(&f).map_err(io(&f))?);
         SledStore::restore_archive(&d, &mut input, progress).map_err(BackupError::from)
     })
     .await
     .map_err(|e| BackupError::Store(e.to_string()))??;
-    let store = SledStore::open(dir).map_err(|e| BackupError::Store(e.to_string()))?;
     let (counts, records) = {
         let s = store.clone();
         tokio::task::spawn_blocking(move || (s.tree_counts(), s.check_records()))

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::{verify_backup, write_backup, BackupError, VerifyReport};
-use crate::store::{EventDraft, SledStore, Store};
+use crate::store::{EventDraft, RecoveringStore, SledStore, Store};
 
 /// Where verified backups are copied. A directory (which may be a mounted remote disk) today;
 /// an S3-compatible object store implements the same four calls.
@@ -152,7 +152,7 @@ pub fn newest_in(dir: &Path) -> Option<i64> {
 /// interval.
 pub fn spawn(
     config: ScheduleConfig,
-    store: SledStore,
+    store: RecoveringStore,
     log: Arc<dyn Store>,
     status: SharedBackupStatus,
 ) {
@@ -169,7 +169,15 @@ pub fn spawn(
         };
         loop {
             tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-            let ok = run_once(&config, &store, &*log, &status).await;
+            // The database as it is now: after a storage failure it is reopened, and a handle
+            // kept across runs would hold the old one (and its lock) open.
+            let ok = match store.with_current(|s| s.clone()) {
+                Ok(current) => run_once(&config, &current, &*log, &status).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "BACKUP SKIPPED: the database is unavailable");
+                    false
+                }
+            };
             // A failed run is tried again within the hour.
             wait = if ok { every } else { every.min(3600) };
         }

@@ -12,6 +12,7 @@
 //! * a file's chunks can be added only while the file is incomplete, and only by its uploader;
 //!   completion (all chunks present, guard re-checked) is atomic and final.
 
+pub mod recovering;
 pub mod sled_store;
 pub mod suite;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use optovault_shared::archive::{ArchiveError, Item as ArchiveItem};
+pub use recovering::RecoveringStore;
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,11 @@ pub enum StoreError {
     Backend(String),
     #[error("corrupt row in {0}")]
     Corrupt(&'static str),
+    /// The disk cannot be written (full, read-only, over quota, failing) or the database is being
+    /// reopened after such a failure. Nothing was saved; the same request may succeed later. The
+    /// string is the technical cause, for the log only.
+    #[error("storage unavailable (is the disk full or read-only?): {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

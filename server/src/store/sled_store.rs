@@ -100,12 +100,32 @@ fn archive_store(e: sled::Error) -> ArchiveError {
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+    classify(e.to_string())
 }
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        backend(e)
+        match e {
+            sled::Error::Io(_) => StoreError::Unavailable(e.to_string()),
+            e => backend(e),
+        }
+    }
+}
+
+/// How sled 0.34 fails when its disk cannot be written (ENOSPC, EROFS, EDQUOT, EIO): the log
+/// writer's `pwrite`/`fsync` error becomes the `Db`'s "global error" (`Config::set_global_error`
+/// in `pagecache/iobuf.rs`), and from then on every write and flush of that `Db` returns a clone
+/// of it, `Error::Io` with the original kind but no OS code, even once the disk has room again;
+/// only opening the database anew clears it (`PageCache::start` calls `reset_global_error`).
+/// Writes that had reached memory but not the disk stay visible to reads until then. So every
+/// sled I/O error is `Unavailable`, and [`super::RecoveringStore`] reopens the database on it.
+/// Errors that reach [`backend`] as text (a transaction's `Storage` error) are recognised by
+/// sled's `Display` prefix for `Error::Io`.
+fn classify(message: String) -> StoreError {
+    if message.starts_with("IO error") {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
     }
 }
 
@@ -514,11 +534,17 @@ fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
 
 impl SledStore {
     pub fn open(dir: &Path) -> StoreResult<SledStore> {
-        let db = sled::Config::new()
+        Self::from_db(Self::config(dir).open()?)
+    }
+
+    fn config(dir: &Path) -> sled::Config {
+        sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(200))
-            .open()?;
+    }
+
+    fn from_db(db: sled::Db) -> StoreResult<SledStore> {
         let t = |n: &str| db.open_tree(n);
         let inner = Inner {
             meta: t("meta")?,
@@ -654,16 +680,14 @@ impl SledStore {
     }
 
     /// Rebuilds a database in the empty directory `dir` from an archive, checking it as it
-    /// goes (see [`read_archive`]), and flushes it. The caller decides where `dir` goes.
+    /// goes (see [`read_archive`]), flushes it and returns it open (sled releases its directory
+    /// lock only some time after a drop, so the caller keeps this handle rather than reopening).
     pub fn restore_archive(
         dir: &Path,
         input: &mut impl std::io::Read,
         progress: impl FnMut(u64, u64),
-    ) -> Result<Header, ArchiveError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(archive_store)?;
+    ) -> Result<(Header, SledStore), ArchiveError> {
+        let db = Self::config(dir).open().map_err(archive_store)?;
         let mut tree: Option<Tree> = None;
         let mut batch = sled::Batch::default();
         let header = read_archive(
@@ -686,7 +710,8 @@ impl SledStore {
             progress,
         )?;
         db.flush().map_err(archive_store)?;
-        Ok(header)
+        let store = Self::from_db(db).map_err(|e| ArchiveError::Store(e.to_string()))?;
+        Ok((header, store))
     }
 
     /// Row counts of every tree (a restored copy is compared with its archive's header).
