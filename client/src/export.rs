@@ -561,3 +561,275 @@ pub async fn download(
     crate::files::save_as(&blob, &name)?;
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The check against real exports of the real server (the kit starts it), honest and
+    //! tampered after the fact with every checksum recomputed: only the keys can tell.
+    use std::io::Cursor;
+
+    use optovault_shared::archive::{ArchiveWriter, KIND_CLINIC};
+    use optovault_shared::chart::attachment::{Attachment, AttachmentCategory};
+    use optovault_shared::crypto::seal_file_chunk;
+    use optovault_shared::wire::FileUploadStart;
+    use optovault_shared::{Compartment, B64};
+    use optovault_tests::*;
+
+    use super::*;
+
+    struct Fixture {
+        _server: TestServer,
+        export: Vec<u8>,
+        me: Arc<Unlocked>,
+        clinic_id: Uuid,
+        patient: Uuid,
+    }
+
+    fn fixture() -> Fixture {
+        let server = TestServer::start();
+        let c = server.client();
+        let s = c.signup(&unique_username("exporter"), &strong_password());
+        let clinic = c.create_clinic(&s, "Export Check Optics").unwrap();
+        let patient = Uuid::new_v4();
+        c.put_patient(&s, &clinic, patient, 0, &sample_patient(1))
+            .unwrap();
+        c.put_patient(&s, &clinic, patient, 1, &sample_patient(2))
+            .unwrap();
+        // An attachment of one chunk, sealed as the browser does.
+        let plain: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let key = FileKey::generate();
+        let file_id = Uuid::new_v4();
+        let ctx = FileContext {
+            clinic_id: clinic.id,
+            chart_id: patient,
+            file_id,
+        };
+        let sealed = seal_file_chunk(&key, &ctx, 0, true, &plain).unwrap();
+        let ck = clinic.keyring.current(Compartment::Clinical).unwrap();
+        c.start_file(
+            clinic.id,
+            &FileUploadStart {
+                file_id,
+                chart_id: patient,
+                compartment: Compartment::Clinical,
+                key_id: ck.key_id,
+                epoch: ck.epoch,
+                chunk_count: 1,
+                chunk_size: sealed.len() as u32,
+                total_size: sealed.len() as u64,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.put_file_chunk(clinic.id, file_id, 0, &sealed).status, 204);
+        assert_eq!(c.complete_file(clinic.id, file_id).status, 204);
+        let body = RecordBody::Attachment(Attachment {
+            file_name: "scan.bin".into(),
+            mime_type: "application/octet-stream".into(),
+            size_bytes: plain.len() as u64,
+            category: AttachmentCategory::Oct,
+            taken: None,
+            chunk_count: 1,
+            thumbnail: None,
+            eye: None,
+            description: String::new(),
+            file_key: key.to_b64(),
+            sha256: B64(Sha256::digest(&plain).to_vec()),
+        });
+        c.batch(
+            clinic.id,
+            vec![chart_write(
+                &s,
+                clinic.id,
+                &clinic.keyring,
+                patient,
+                file_id,
+                &body,
+            )],
+        )
+        .unwrap();
+        let raw = c.get(&format!("/api/clinics/{}/export", clinic.id));
+        assert_eq!(raw.status, 200, "{raw:?}");
+        let me = Arc::new(Unlocked {
+            account_id: s.account_id,
+            username: s.username.clone(),
+            public_keys: s.keys.public_keys(),
+            keys: s.keys,
+        });
+        Fixture {
+            _server: server,
+            export: raw.body.to_vec(),
+            me,
+            clinic_id: clinic.id,
+            patient,
+        }
+    }
+
+    /// Checks an export held in memory, block by block as the browser does.
+    fn check(me: &Arc<Unlocked>, clinic_id: Uuid, bytes: &[u8]) -> Result<ExportReport, String> {
+        let header = parse_header(bytes).map_err(|e| e.to_string())?;
+        let mut checker = ArchiveChecker::new(header);
+        let mut check = ExportCheck::new(me.clone(), clinic_id);
+        let mut at = HEADER_BYTES;
+        while at < bytes.len() {
+            let head = &bytes[at..(at + BLOCK_HEAD).min(bytes.len())];
+            let len = checker
+                .next_block_len(head, head.len())
+                .map_err(|e| e.to_string())? as usize;
+            let end = (at + BLOCK_HEAD + len).min(bytes.len());
+            checker
+                .block(head, &bytes[at + BLOCK_HEAD..end], unzstd, &mut |i| {
+                    check.item(i)
+                })
+                .map_err(|e| e.to_string())?;
+            at = checker.offset() as usize;
+        }
+        checker.finish().map_err(|e| e.to_string())?;
+        Ok(check.finish())
+    }
+
+    fn zstd(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+        Ok(ruzstd::encoding::compress_to_vec(
+            Cursor::new(raw.to_vec()),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ))
+    }
+
+    /// Rewrites an export row by row through `edit` (section, key, value; false drops the row),
+    /// with fresh, valid checksums: what a forger with the file but not the keys can make.
+    fn forge(
+        bytes: &[u8],
+        mut edit: impl FnMut(&str, &mut Vec<u8>, &mut Vec<u8>) -> bool,
+    ) -> Vec<u8> {
+        let mut w = ArchiveWriter::new(Cursor::new(Vec::new()), zstd, "zstd", KIND_CLINIC).unwrap();
+        let mut section = String::new();
+        optovault_shared::archive::read_archive(
+            &mut Cursor::new(bytes),
+            unzstd,
+            |item| {
+                match item {
+                    Item::Tree(t) => {
+                        section = t.to_string();
+                        w.begin_tree(t)?;
+                    }
+                    Item::Row(k, v) => {
+                        let (mut k, mut v) = (k.to_vec(), v.to_vec());
+                        if edit(&section, &mut k, &mut v) {
+                            w.row(&k, &v)?;
+                        }
+                    }
+                    Item::BlockEnd => {}
+                }
+                Ok(())
+            },
+            |_, _| {},
+        )
+        .unwrap();
+        w.finish(0, "forger").unwrap().1.into_inner()
+    }
+
+    fn json_edit<T: serde::Serialize + DeserializeOwned>(v: &mut Vec<u8>, f: impl FnOnce(&mut T)) {
+        let mut t: T = serde_json::from_slice(v).unwrap();
+        f(&mut t);
+        *v = serde_json::to_vec(&t).unwrap();
+    }
+
+    #[test]
+    fn honest_and_forged_exports() {
+        let f = fixture();
+        let r = check(&f.me, f.clinic_id, &f.export).unwrap();
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!(r.clinic_name.as_deref(), Some("Export Check Optics"));
+        // The patient and the attachment; the patient's first version.
+        assert_eq!((r.records, r.records_opened), (2, 2));
+        assert_eq!((r.versions, r.versions_opened), (1, 1));
+        assert_eq!((r.files, r.files_checked, r.chunks), (1, 1, 1));
+        assert!(r.audit_entries >= 5 && r.roster_entries == 1 && r.members == 1);
+
+        // A forger re-packs the file with valid checksums; each change is caught by the keys.
+        let problems = |bytes: Vec<u8>| check(&f.me, f.clinic_id, &bytes).map(|r| r.problems);
+        // The patient's ciphertext altered.
+        let p = problems(forge(&f.export, |s, _, v| {
+            if s == "records" {
+                json_edit::<StoredRecord>(v, |r| {
+                    if r.envelope.record_id == f.patient {
+                        r.envelope.ciphertext.0[3] ^= 1;
+                    }
+                });
+            }
+            true
+        }))
+        .unwrap();
+        assert!(
+            p.iter().any(|p| p.contains(&f.patient.to_string())),
+            "{p:?}"
+        );
+        // The version number rewritten (it is bound into the AAD and the signature).
+        let p = problems(forge(&f.export, |s, _, v| {
+            if s == "records" {
+                json_edit::<StoredRecord>(v, |r| {
+                    if r.envelope.record_id == f.patient {
+                        r.envelope.version = 1;
+                    }
+                });
+            }
+            true
+        }))
+        .unwrap();
+        assert!(!p.is_empty(), "a rewritten version number must not verify");
+        // An audit entry edited.
+        let p = problems(forge(&f.export, |s, _, v| {
+            if s == "audit" {
+                json_edit::<AuditEntry>(v, |e| {
+                    if e.seq == 2 {
+                        e.count += 1;
+                    }
+                });
+            }
+            true
+        }))
+        .unwrap();
+        assert!(p.iter().any(|p| p.starts_with("audit log")), "{p:?}");
+        // An audit entry dropped from the middle.
+        let p = problems(forge(&f.export, |s, k, _| {
+            !(s == "audit" && k[..] == 3u64.to_be_bytes())
+        }))
+        .unwrap();
+        assert!(p.iter().any(|p| p.starts_with("audit log")), "{p:?}");
+        // The file's chunk altered.
+        let p = problems(forge(&f.export, |s, _, v| {
+            if s == "file_chunks" {
+                v[10] ^= 1;
+            }
+            true
+        }))
+        .unwrap();
+        assert!(p.iter().any(|p| p.contains("does not open")), "{p:?}");
+        // The member list altered (a byte of its signed genesis entry).
+        let e = check(
+            &f.me,
+            f.clinic_id,
+            &forge(&f.export, |s, _, v| {
+                if s == "roster" {
+                    v.iter_mut()
+                        .rev()
+                        .find(|b| b.is_ascii_alphanumeric())
+                        .map(|b| *b ^= 1);
+                }
+                true
+            }),
+        );
+        assert!(e.is_err() || !e.unwrap().ok());
+        // Another clinic's export is refused outright.
+        let other = Uuid::new_v4();
+        assert!(check(&f.me, other, &f.export).is_err());
+        // Someone else's keys open nothing.
+        let stranger = Arc::new(Unlocked {
+            account_id: Uuid::new_v4(),
+            username: "stranger".into(),
+            public_keys: f.me.keys.public_keys(),
+            keys: optovault_shared::crypto::UserKeys::generate(),
+        });
+        let e = check(&stranger, f.clinic_id, &f.export).unwrap_err();
+        assert!(e.contains("not a member"), "{e}");
+    }
+}
