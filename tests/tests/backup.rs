@@ -702,8 +702,11 @@ fn unzstd(packed: &[u8], len: usize) -> Result<Vec<u8>, String> {
 }
 
 /// Every row of an export, by section, in file order.
-fn read_export(bytes: &[u8]) -> (archive::Header, Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>) {
-    let mut sections: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+/// A section of an export: its name and its (key, value) rows.
+type Section = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+fn read_export(bytes: &[u8]) -> (archive::Header, Vec<Section>) {
+    let mut sections: Vec<Section> = Vec::new();
     let header = archive::read_archive(
         &mut std::io::Cursor::new(bytes),
         unzstd,
@@ -725,10 +728,7 @@ fn read_export(bytes: &[u8]) -> (archive::Header, Vec<(String, Vec<(Vec<u8>, Vec
     (header, sections)
 }
 
-fn rows_of<'a>(
-    sections: &'a [(String, Vec<(Vec<u8>, Vec<u8>)>)],
-    name: &str,
-) -> &'a [(Vec<u8>, Vec<u8>)] {
+fn rows_of<'a>(sections: &'a [Section], name: &str) -> &'a [(Vec<u8>, Vec<u8>)] {
     &sections.iter().find(|s| s.0 == name).unwrap().1
 }
 
