@@ -632,7 +632,9 @@ impl SledStore {
         out: &mut ArchiveWriter<W>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ArchiveError> {
+        let waited = std::time::Instant::now();
         let paused = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         let mut names = self.inner.db.tree_names();
         names.sort();
         let mut chunk_keys = Vec::new();
@@ -660,6 +662,12 @@ impl SledStore {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         drop(paused);
+        tracing::info!(
+            waited_ms = (started - waited).as_millis() as u64,
+            writes_paused_ms = started.elapsed().as_millis() as u64,
+            rows = out.rows(),
+            "backup: trees copied; file chunks next, while writes go on"
+        );
         out.begin_tree("file_chunks")?;
         for k in chunk_keys {
             let v = self

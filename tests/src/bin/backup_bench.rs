@@ -74,6 +74,7 @@ struct Round {
     write_p50_ms: f64,
     write_max_ms: f64,
     slowest_at: f64,
+    paused_ms: u64,
 }
 
 fn round(
@@ -113,6 +114,15 @@ fn round(
         "--out",
         file.to_str().unwrap(),
     ]);
+    // The server logs how long the trees took to copy while writes waited.
+    std::thread::sleep(Duration::from_millis(300));
+    let paused_ms: u64 = server
+        .log_text()
+        .lines()
+        .rev()
+        .find_map(|l| l.split("writes_paused_ms=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     let mut during = lat.lock().unwrap().clone();
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
@@ -143,6 +153,7 @@ fn round(
         write_p50_ms: during.get(during.len() / 2).map(|w| w.0).unwrap_or(0.0),
         write_max_ms: during.last().map(|w| w.0).unwrap_or(0.0),
         slowest_at,
+        paused_ms,
     };
     std::fs::remove_dir_all(&into).unwrap();
     std::fs::remove_file(&file).unwrap();
@@ -229,11 +240,11 @@ fn main() {
     ));
 
     println!();
-    println!("| data | database on disk | backup | backup file | verify | restore | restored db | writes during backup | write p50 / max (slowest began at) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| data | database on disk | backup | backup file | verify | restore | restored db | writes during backup | write p50 / max (slowest began at) | writes paused |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rounds {
         println!(
-            "| {} | {} | {:.1} s | {} ({:.2} of the db) | {:.1} s | {:.1} s | {} | {} | {:.1} / {:.0} ms ({:.1} s) |",
+            "| {} | {} | {:.1} s | {} ({:.2} of the db) | {:.1} s | {:.1} s | {} | {} | {:.1} / {:.0} ms ({:.1} s) | {} ms |",
             r.label,
             mib(r.data_bytes),
             r.backup_secs,
@@ -245,7 +256,8 @@ fn main() {
             r.writes_during,
             r.write_p50_ms,
             r.write_max_ms,
-            r.slowest_at
+            r.slowest_at,
+            r.paused_ms
         );
     }
 }
