@@ -263,6 +263,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     )
     .with_graceful_shutdown(shutdown_signal(term, interrupt))
     .await?;
+    let _ = std::fs::remove_file(config.data_dir.join(admin::SOCKET_NAME));
     store.flush().await?;
     tracing::info!("stopped; database flushed");
     Ok(())

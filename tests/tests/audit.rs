@@ -338,9 +338,11 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
             copy_dir(&entry.path(), &dest);
-        } else {
+        } else if kind.is_file() {
+            // Not the server's admin socket.
             fs::copy(entry.path(), &dest).unwrap();
         }
     }
