@@ -7,13 +7,13 @@
 // finds every log intact and sees the categories, but no name, phone number or amount.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
   startServer, launchBrowser, newPage, register, createClinic, savePatient, patientRows,
   createInvitation, registerThroughLink, acceptInvitation, admitInvitee, openPatient,
-  navigateInApp, OUTPUT, ROOT,
+  navigateInApp, dataFiles, OUTPUT, ROOT,
 } from './harness.mjs';
 
 const stamp = Date.now();
@@ -305,10 +305,7 @@ test("the operator's verifier finds the logs intact and sees categories, never t
   }
   assert.match(r.stdout, /chart_erased/);
   // Nothing of the patient is in the database files in the clear either.
-  const files = [];
-  const walk = (d) => readdirSync(d, { withFileTypes: true }).forEach((e) =>
-    (e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name))));
-  walk(server.dataDir);
+  const files = dataFiles(server.dataDir);
   assert.ok(files.length > 0);
   for (const f of files) {
     const bytes = readFileSync(f);

@@ -2,16 +2,13 @@
 // must appear nowhere in the server's data directory or its log, in any common encoding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startServer, launchBrowser, newPage, register, createClinic, savePatient } from './harness.mjs';
+import { startServer, launchBrowser, newPage, register, createClinic, savePatient, dataFiles } from './harness.mjs';
 
 function filesUnder(dir) {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
+  return dataFiles(dir);
 }
 
 /** The encodings in which a leaked string could sit in a file. */

@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: a real server process on 127.0.0.1 with a temporary sled
 // directory, Debian's chromium driven by playwright-core, and the UI steps the tests repeat.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, createWriteStream, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,3 +209,12 @@ export async function navigateInApp(page, path) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Every regular file under `dir` (a server's data directory holds its admin socket too). */
+export function dataFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return dataFiles(p);
+    return e.isFile() ? [p] : [];
+  });
+}

@@ -7,11 +7,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   startServer, launchBrowser, newPage, register, createClinic, savePatient, openPatient,
-  navigateInApp, OUTPUT,
+  navigateInApp, dataFiles, OUTPUT,
 } from './harness.mjs';
 
 const stamp = Date.now();
@@ -254,9 +254,5 @@ test('a 20 MB image is encrypted, uploaded with progress, and downloaded byte fo
 });
 
 function* walk(dir) {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* walk(p);
-    else yield p;
-  }
+  yield* dataFiles(dir);
 }
