@@ -339,11 +339,22 @@ pub async fn verify_backup(
     restore_and_check(file, &scratch.path().join("db"), progress).await
 }
 
-/// A scratch directory for a restore: the system's temporary directory.
-fn scratch_beside(_file: &Path) -> Result<tempfile::TempDir, BackupError> {
-    tempfile::Builder::new()
-        .prefix("optovault-verify-")
-        .tempdir()
+/// A scratch directory for a restore: beside the backup (the disk that holds backups has room for
+/// one restored copy; `/tmp` may be a small tmpfs), or the system's temporary directory when the
+/// backup's directory cannot be written.
+fn scratch_beside(file: &Path) -> Result<tempfile::TempDir, BackupError> {
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".optovault-verify-");
+        b
+    };
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    builder()
+        .tempdir_in(parent)
+        .or_else(|_| builder().tempdir())
         .map_err(io(&std::env::temp_dir()))
 }
 
