@@ -32,6 +32,23 @@ fn cli(data_dir: Option<&Path>, args: &[&str]) -> Output {
     cmd.args(args).output().expect("run optovault-server")
 }
 
+/// `optovault-server restore FILE --into DIR [extra…]`.
+fn restore(file: &Path, into: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "restore",
+        file.to_str().unwrap(),
+        "--into",
+        into.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    cli(None, &args)
+}
+
+/// `optovault-server --data-dir DIR backup --out FILE` (through the server's socket if it runs).
+fn backup(data_dir: &Path, out: &Path) -> Output {
+    cli(Some(data_dir), &["backup", "--out", out.to_str().unwrap()])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -192,10 +209,7 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     let file = dir.path().join("drill.ovbk");
 
     // Online: the backup goes through the running server's admin socket.
-    let o = cli(
-        Some(&t.server.data_dir),
-        &["backup", "--out", file.to_str().unwrap()],
-    );
+    let o = backup(&t.server.data_dir, &file);
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("backup written to"));
     // The running server made it (its log reaches the file through a pipe: allow a moment).
@@ -243,15 +257,7 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     assert!(report.contains("account log"), "{report}");
 
     let restored = dir.path().join("restored");
-    let o = cli(
-        None,
-        &[
-            "restore",
-            file.to_str().unwrap(),
-            "--into",
-            restored.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&file, &restored, &[]);
     assert!(o.status.success(), "{}", text(&o));
 
     let second = TestServer::start_with(ServerOptions {
@@ -290,41 +296,15 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     assert_eq!(w.seq, feed.iter().map(|r| r.seq).max().unwrap() + 1);
 
     // `restore` never overwrites: not a non-empty directory, nor one a server runs on.
-    let o = cli(
-        None,
-        &[
-            "restore",
-            file.to_str().unwrap(),
-            "--into",
-            restored.to_str().unwrap(),
-        ],
-    );
+    let o = restore(&file, &restored, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("is not empty"), "{}", text(&o));
-    let o = cli(
-        None,
-        &[
-            "restore",
-            file.to_str().unwrap(),
-            "--into",
-            restored.to_str().unwrap(),
-            "--replace",
-        ],
-    );
+    let o = restore(&file, &restored, &["--replace"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("stop its server first"), "{}", text(&o));
     drop(second);
     // Stopped, `--replace` moves the old contents aside and never deletes them.
-    let o = cli(
-        None,
-        &[
-            "restore",
-            file.to_str().unwrap(),
-            "--into",
-            restored.to_str().unwrap(),
-            "--replace",
-        ],
-    );
+    let o = restore(&file, &restored, &["--replace"]);
     assert!(o.status.success(), "{}", text(&o));
     let aside: Vec<PathBuf> = fs::read_dir(dir.path())
         .unwrap()
@@ -336,10 +316,7 @@ fn restore_drill_a_second_server_answers_exactly_as_the_first() {
     // Offline: with the server stopped, `backup` opens the database itself.
     t.server.stop();
     let offline = dir.path().join("offline.ovbk");
-    let o = cli(
-        Some(&t.server.data_dir),
-        &["backup", "--out", offline.to_str().unwrap()],
-    );
+    let o = backup(&t.server.data_dir, &offline);
     assert!(o.status.success(), "{}", text(&o));
     let o = cli(None, &["verify", offline.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -388,10 +365,7 @@ fn a_backup_taken_under_write_load_is_consistent() {
     for i in 0..3 {
         let before: Vec<Batch> = acked.lock().unwrap().clone();
         let file = dir.path().join(format!("load-{i}.ovbk"));
-        let o = cli(
-            Some(&t.server.data_dir),
-            &["backup", "--out", file.to_str().unwrap()],
-        );
+        let o = backup(&t.server.data_dir, &file);
         assert!(o.status.success(), "{}", text(&o));
         files.push((file, before));
         std::thread::sleep(Duration::from_millis(200));
@@ -407,15 +381,7 @@ fn a_backup_taken_under_write_load_is_consistent() {
             "{}.db",
             file.file_name().unwrap().to_string_lossy()
         ));
-        let o = cli(
-            None,
-            &[
-                "restore",
-                file.to_str().unwrap(),
-                "--into",
-                restored.to_str().unwrap(),
-            ],
-        );
+        let o = restore(&file, &restored, &[]);
         assert!(o.status.success(), "{}", text(&o));
         let server = TestServer::start_with(ServerOptions {
             data_dir: Some(restored),
@@ -461,10 +427,7 @@ fn a_damaged_backup_fails_verify_with_its_location_and_restore_refuses_it() {
     let t = populated();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("good.ovbk");
-    let o = cli(
-        Some(&t.server.data_dir),
-        &["backup", "--out", file.to_str().unwrap()],
-    );
+    let o = backup(&t.server.data_dir, &file);
     assert!(o.status.success(), "{}", text(&o));
     let len = fs::metadata(&file).unwrap().len();
     let bad = dir.path().join("bad.ovbk");
@@ -510,15 +473,7 @@ fn a_damaged_backup_fails_verify_with_its_location_and_restore_refuses_it() {
             "{case}: {out}"
         );
         let into = dir.path().join("never");
-        let o = cli(
-            None,
-            &[
-                "restore",
-                bad.to_str().unwrap(),
-                "--into",
-                into.to_str().unwrap(),
-            ],
-        );
+        let o = restore(&bad, &into, &[]);
         assert_eq!(o.status.code(), Some(2), "{case}: {}", text(&o));
         assert!(!into.exists(), "{case}: restore left a directory behind");
         assert!(!dir.path().join("never.restoring").exists());
