@@ -503,6 +503,14 @@ fn file_key(clinic_id: &Uuid, file_id: &Uuid) -> Vec<u8> {
     key2(clinic_id, file_id.as_bytes())
 }
 
+/// The index in a chunk's key.
+fn chunk_index_of(key: &[u8]) -> StoreResult<u32> {
+    key.get(32..36)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or(StoreError::Corrupt("file_chunk_lens"))
+}
+
 /// `clinic id ‖ file id ‖ index`: a chunk's key (in `file_chunks` and `file_chunk_lens`).
 fn chunk_key(clinic_id: &Uuid, file_id: &Uuid, index: u32) -> Vec<u8> {
     let mut k = file_key(clinic_id, file_id);
@@ -857,10 +865,7 @@ impl SledStore {
                     "clinic {}, file {}: chunk {} is missing or has the wrong length",
                     uuid_at(&k, 0)?,
                     uuid_at(&k, 16)?,
-                    k.get(32..36)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_be_bytes)
-                        .unwrap_or(u32::MAX)
+                    chunk_index_of(&k)?
                 )),
             }
         }
@@ -900,6 +905,14 @@ impl Inner {
     ) -> StoreResult<Vec<T>> {
         tree.scan_prefix(prefix)
             .map(|kv| from_json(name, &kv?.1))
+            .collect()
+    }
+    /// The indices of a file's stored chunks, ascending.
+    fn chunk_indices(&self, clinic_id: &Uuid, file_id: &Uuid) -> StoreResult<Vec<u32>> {
+        self.file_chunk_lens
+            .scan_prefix(file_key(clinic_id, file_id))
+            .keys()
+            .map(|k| chunk_index_of(&k?))
             .collect()
     }
     fn durable(&self) -> StoreResult<()> {
@@ -2170,20 +2183,7 @@ impl Store for SledStore {
         section("trash", &mut rows, sink)?;
         let mut file_rows = Vec::new();
         for f in files {
-            let mut prefix = c.to_vec();
-            prefix.extend_from_slice(f.file_id.as_bytes());
-            let received = s
-                .file_chunk_lens
-                .scan_prefix(&prefix)
-                .keys()
-                .map(|k| {
-                    let k = k.map_err(archive_store)?;
-                    k.get(32..36)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_be_bytes)
-                        .ok_or_else(|| ArchiveError::Store("corrupt chunk key".into()))
-                })
-                .collect::<Result<Vec<u32>, _>>()?;
+            let received = s.chunk_indices(&clinic_id, &f.file_id).map_err(store_err)?;
             file_rows.push(Ok((
                 f.file_id.as_bytes().to_vec(),
                 to_json(&f.status(received)),
@@ -2538,20 +2538,8 @@ impl Store for SledStore {
     }
 
     async fn file_chunk_indices(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Vec<u32>> {
-        self.run(move |s| {
-            let prefix = file_key(&clinic_id, &file_id);
-            s.file_chunk_lens
-                .scan_prefix(&prefix)
-                .map(|kv| {
-                    let (k, _) = kv?;
-                    k.get(32..36)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_be_bytes)
-                        .ok_or(StoreError::Corrupt("file_chunk_lens"))
-                })
-                .collect()
-        })
-        .await
+        self.run(move |s| s.chunk_indices(&clinic_id, &file_id))
+            .await
     }
 
     async fn put_file_chunk(
