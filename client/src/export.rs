@@ -104,7 +104,6 @@ pub struct ExportCheck {
     expected: Uuid,
     section: usize,
     info: Option<ExportedClinic>,
-    accounts: BTreeMap<Uuid, ExportedAccount>,
     members: Vec<ExportedMember>,
     roster: Vec<SignedRosterEntry>,
     clinic: Option<Clinic>,
@@ -129,7 +128,6 @@ impl ExportCheck {
             expected: clinic_id,
             section: 0,
             info: None,
-            accounts: BTreeMap::new(),
             members: Vec::new(),
             roster: Vec::new(),
             clinic: None,
@@ -255,10 +253,9 @@ impl ExportCheck {
                 }
                 None => self.report.problem("the clinic's profile does not open"),
             }
-            self.report.exported_by = self
-                .accounts
-                .get(&info.exported_by)
-                .map(|a| a.username.clone())
+            self.report.exported_by = clinic
+                .author(&info.exported_by)
+                .map(|a| a.username().to_string())
                 .unwrap_or_else(|| info.exported_by.to_string());
         }
         self.clinic = Some(clinic);
@@ -275,9 +272,9 @@ impl ExportCheck {
                 self.report.exported_at = info.exported_at;
                 self.info = Some(info);
             }
+            // Usernames and keys come from the verified roster; these rows are for an import.
             "accounts" => {
-                let a: ExportedAccount = parse("account", v)?;
-                self.accounts.insert(a.account_id, a);
+                parse::<ExportedAccount>("account", v)?;
             }
             "members" => self.members.push(parse("member", v)?),
             "roster" => self.roster.push(parse("roster", v)?),
@@ -739,6 +736,7 @@ mod tests {
         let r = check(&f.me, f.clinic_id, &f.export).unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!(r.clinic_name.as_deref(), Some("Export Check Optics"));
+        assert_eq!(r.exported_by, f.me.username);
         // The patient and the attachment; the patient's first version.
         assert_eq!((r.records, r.records_opened), (2, 2));
         assert_eq!((r.versions, r.versions_opened), (1, 1));

@@ -19,16 +19,16 @@ use crate::wire::{ClinicPolicy, PublicKeys, Role, SealedBlob, WrappedKey};
 use crate::UnixTime;
 
 /// Section names, in file order. Values:
-/// `clinic`: [`ExportedClinic`] (one row); `accounts`: [`ExportedAccount`]; `members`:
-/// [`ExportedMember`]; `roster`: `SignedRosterEntry` (key: seq); `charts`: [`ExportedChart`];
-/// `audit_key`: `AuditKeySetup` (at most one row); `audit_anchor`: `AuditAnchor` (at most one);
-/// `audit_checkpoints`: `AuditCheckpoint` (key: seq); `audit`: `AuditEntry` (key: seq);
-/// `trash`: [`TrashRow`]; `files`: `FileStatus`; `records`: `StoredRecord`, the current version
-/// of each record (key: seq); `versions`: `StoredRecord`, every replaced version (key: record id
-/// ‖ version); `file_chunks`: chunk bytes (key: file id ‖ index).
+/// `clinic`: [`ExportedClinic`] (one row); `members`: [`ExportedMember`]; `roster`:
+/// `SignedRosterEntry` (key: seq); `charts`: [`ExportedChart`]; `audit_key`: `AuditKeySetup` (at
+/// most one row); `audit_anchor`: `AuditAnchor` (at most one); `audit_checkpoints`:
+/// `AuditCheckpoint` (key: seq); `audit`: `AuditEntry` (key: seq); `trash`: [`TrashRow`]; `files`:
+/// `FileStatus`; `records`: `StoredRecord`, the current version of each record (key: seq);
+/// `versions`: `StoredRecord`, every replaced version (key: record id ‖ version); `accounts`:
+/// [`ExportedAccount`], everyone the sections before name (after them, so the server reads each
+/// record once); `file_chunks`: chunk bytes (key: file id ‖ index).
 pub const SECTIONS: [&str; 14] = [
     "clinic",
-    "accounts",
     "members",
     "roster",
     "charts",
@@ -40,6 +40,7 @@ pub const SECTIONS: [&str; 14] = [
     "files",
     "records",
     "versions",
+    "accounts",
     "file_chunks",
 ];
 

@@ -664,12 +664,6 @@ impl SledStore {
                 }
             }
         }
-        let _no_chunk_deletes = self
-            .inner
-            .chunk_gate
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        drop(paused);
         tracing::info!(
             waited_ms = (started - waited).as_millis() as u64,
             writes_paused_ms = started.elapsed().as_millis() as u64,
@@ -677,20 +671,14 @@ impl SledStore {
             "backup: trees copied; file chunks next, while writes go on"
         );
         out.begin_tree("file_chunks")?;
-        for k in chunk_keys {
-            let v = self
-                .inner
-                .file_chunks
-                .get(&k)
-                .map_err(archive_store)?
-                .ok_or_else(|| {
-                    ArchiveError::Store("a listed file chunk is missing from file_chunks".into())
-                })?;
-            out.row(&k, &v)?;
-            if out.rows() % 1_000 == 0 {
-                progress(out.rows());
-            }
-        }
+        self.inner
+            .copy_listed_chunks(paused, chunk_keys, &mut |k, v| {
+                out.row(k, v)?;
+                if out.rows() % 1_000 == 0 {
+                    progress(out.rows());
+                }
+                Ok(())
+            })?;
         progress(out.rows());
         Ok(())
     }
@@ -907,6 +895,28 @@ impl Inner {
             .map(|kv| from_json(name, &kv?.1))
             .collect()
     }
+    /// Copies the chunks a snapshot listed in `file_chunk_lens`, after letting writes resume
+    /// (`paused` is released here): chunks never change once their file is complete, and the
+    /// writes that delete them (purges, erasure) wait on `chunk_gate` until the copy is done.
+    fn copy_listed_chunks(
+        &self,
+        paused: std::sync::RwLockWriteGuard<'_, ()>,
+        keys: Vec<sled::IVec>,
+        row: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        let _no_chunk_deletes = self.chunk_gate.write().unwrap_or_else(|p| p.into_inner());
+        drop(paused);
+        for k in keys {
+            let v = self
+                .file_chunks
+                .get(&k)
+                .map_err(archive_store)?
+                .ok_or_else(|| ArchiveError::Store("a listed file chunk is missing".into()))?;
+            row(&k, &v)?;
+        }
+        Ok(())
+    }
+
     /// The indices of a file's stored chunks, ascending.
     fn chunk_indices(&self, clinic_id: &Uuid, file_id: &Uuid) -> StoreResult<Vec<u32>> {
         self.file_chunk_lens
@@ -2076,7 +2086,6 @@ impl Store for SledStore {
                     .map_err(archive_store)
             })
         };
-        // Authors and actors are collected first, so accounts can come before the records.
         let decode_current =
             |k: &[u8], v: &[u8]| -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
                 let seq = be_u64(k).map_err(store_err)?;
@@ -2091,36 +2100,8 @@ impl Store for SledStore {
             .map_err(store_err)?;
             stored(decode_feed_row(seq, &v[8..]).map_err(store_err)?)
         };
-        for kv in under(&s.feed) {
-            let (k, v) = kv?;
-            people.insert(decode_current(&k, &v)?.envelope.author);
-        }
-        for kv in under(&s.versions) {
-            let (_, v) = kv?;
-            people.insert(decode_old(&v)?.envelope.author);
-        }
         let files: Vec<FileRow> = s.scan_json(&s.files, "files", c).map_err(store_err)?;
         people.extend(files.iter().map(|f| f.uploaded_by));
-        for kv in under(&s.events) {
-            let (_, v) = kv?;
-            let e: AuditEntry = from_json("events", &v).map_err(store_err)?;
-            people.extend(e.actor);
-        }
-        let mut accounts = Vec::new();
-        for id in &people {
-            if let Some(a) = s
-                .get_json::<AccountRow>(&s.accounts, "accounts", id.as_bytes())
-                .map_err(store_err)?
-            {
-                let exported = ExportedAccount {
-                    account_id: a.account_id,
-                    username: a.username,
-                    public_keys: a.public_keys,
-                };
-                accounts.push(Ok((id.as_bytes().to_vec(), to_json(&exported))));
-            }
-        }
-        section("accounts", &mut accounts.into_iter(), sink)?;
         let mut rows = members.into_iter().map(|m| {
             let e = ExportedMember {
                 account_id: m.account_id,
@@ -2166,7 +2147,12 @@ impl Store for SledStore {
         section("audit_anchor", &mut rows, sink)?;
         let mut rows = under(&s.audit_checkpoints);
         section("audit_checkpoints", &mut rows, sink)?;
-        let mut rows = under(&s.events);
+        let mut rows = under(&s.events).map(|kv| {
+            let (k, v) = kv?;
+            let e: AuditEntry = from_json("events", &v).map_err(store_err)?;
+            people.extend(e.actor);
+            Ok((k, v))
+        });
         section("audit", &mut rows, sink)?;
         let mut rows = under(&s.trash).map(|kv| {
             let (k, v) = kv?;
@@ -2192,31 +2178,46 @@ impl Store for SledStore {
         section("files", &mut file_rows.into_iter(), sink)?;
         let mut rows = under(&s.feed).map(|kv| {
             let (k, v) = kv?;
-            Ok((k.clone(), to_json(&decode_current(&k, &v)?)))
+            let r = decode_current(&k, &v)?;
+            people.insert(r.envelope.author);
+            Ok((k, to_json(&r)))
         });
         section("records", &mut rows, sink)?;
         let mut rows = under(&s.versions).map(|kv| {
             let (k, v) = kv?;
-            Ok((k, to_json(&decode_old(&v)?)))
+            let r = decode_old(&v)?;
+            people.insert(r.envelope.author);
+            Ok((k, to_json(&r)))
         });
         section("versions", &mut rows, sink)?;
-        let chunk_keys: Vec<Vec<u8>> = s
+        // Accounts last but the chunks: everyone the rows above name (members, authors,
+        // uploaders, actors), collected while they were written.
+        let mut accounts = Vec::new();
+        for id in &people {
+            if let Some(a) = s
+                .get_json::<AccountRow>(&s.accounts, "accounts", id.as_bytes())
+                .map_err(store_err)?
+            {
+                let exported = ExportedAccount {
+                    account_id: a.account_id,
+                    username: a.username,
+                    public_keys: a.public_keys,
+                };
+                accounts.push(Ok((id.as_bytes().to_vec(), to_json(&exported))));
+            }
+        }
+        section("accounts", &mut accounts.into_iter(), sink)?;
+
+        let chunk_keys = s
             .file_chunk_lens
             .scan_prefix(c)
             .keys()
-            .map(|k| k.map(|k| k.to_vec()).map_err(archive_store))
-            .collect::<Result<_, _>>()?;
-        let _no_chunk_deletes = s.chunk_gate.write().unwrap_or_else(|p| p.into_inner());
-        drop(paused);
-        let mut rows = chunk_keys.into_iter().map(|k| {
-            let v = s
-                .file_chunks
-                .get(&k)
-                .map_err(archive_store)?
-                .ok_or_else(|| ArchiveError::Store("a listed file chunk is missing".into()))?;
-            Ok((k[16..].to_vec(), v.to_vec()))
-        });
-        section("file_chunks", &mut rows, sink)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(archive_store)?;
+        sink(ArchiveItem::Tree("file_chunks"))?;
+        s.copy_listed_chunks(paused, chunk_keys, &mut |k, v| {
+            sink(ArchiveItem::Row(&k[16..], v))
+        })
     }
 
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64> {
