@@ -156,14 +156,15 @@ pub fn spawn(
     log: Arc<dyn Store>,
     status: SharedBackupStatus,
 ) {
+    let newest = newest_in(&config.dir);
     {
         let mut s = status.lock().unwrap();
         s.scheduled = true;
-        s.last_success_at = newest_in(&config.dir);
+        s.last_success_at = newest;
     }
     tokio::spawn(async move {
         let every = config.every.as_secs() as i64;
-        let mut wait = match newest_in(&config.dir) {
+        let mut wait = match newest {
             Some(t) if crate::now() - t < every => (t + every - crate::now()).max(0),
             _ => 0,
         };
@@ -255,15 +256,8 @@ async fn make_and_verify(
     store: &SledStore,
     at: i64,
 ) -> Result<(String, VerifyReport), Failure> {
-    std::fs::create_dir_all(&config.dir).map_err(|e| {
-        (
-            "backup_failed",
-            BackupError::Io {
-                path: config.dir.clone(),
-                source: e,
-            },
-        )
-    })?;
+    std::fs::create_dir_all(&config.dir)
+        .map_err(|e| ("backup_failed", super::io(&config.dir)(e)))?;
     let name = file_name(at);
     let unverified = config.dir.join(format!("{name}.unverified"));
     {
@@ -296,15 +290,7 @@ async fn make_and_verify(
         }
     };
     let path = config.dir.join(&name);
-    std::fs::rename(&unverified, &path).map_err(|e| {
-        (
-            "backup_failed",
-            BackupError::Io {
-                path: path.clone(),
-                source: e,
-            },
-        )
-    })?;
+    std::fs::rename(&unverified, &path).map_err(|e| ("backup_failed", super::io(&path)(e)))?;
     super::sync_parent(&path);
     Ok((name, report))
 }
