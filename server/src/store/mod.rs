@@ -12,6 +12,7 @@
 //! * a file's chunks can be added only while the file is incomplete, and only by its uploader;
 //!   completion (all chunks present, guard re-checked) is atomic and final.
 
+pub mod pg_store;
 pub mod recovering;
 pub mod sled_store;
 pub mod suite;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use optovault_shared::archive::{ArchiveError, Item as ArchiveItem};
+pub use pg_store::PgStore;
 pub use recovering::RecoveringStore;
 pub use sled_store::SledStore;
 

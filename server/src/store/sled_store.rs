@@ -2663,6 +2663,14 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_write_one_clinic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SledStore::open(dir.path()).unwrap();
+        let other = store.clone();
+        super::super::suite::concurrent_writes_through_two_handles(&store, &other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn data_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let clinic = {
