@@ -27,6 +27,16 @@ pub struct Config {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// Where the data lives instead of the sled directory: a `postgres://` (or `postgresql://`)
+    /// URL selects the PostgreSQL backend (schema migrations run at start-up). Without it, the
+    /// embedded sled database in `--data-dir` is used. Give the password through the URL or
+    /// PostgreSQL's own `PGPASSWORD`/`~/.pgpass`; it is never logged.
+    #[arg(long, env = "OPTOVAULT_STORE", global = true, value_parser = parse_store_url)]
+    pub store: Option<StoreUrl>,
+    /// Connections to PostgreSQL each server process keeps open at most.
+    #[arg(long, env = "OPTOVAULT_PG_MAX_CONNECTIONS", default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(2..))]
+    pub pg_max_connections: u32,
     /// Directory of the built web client (Trunk's dist/). Without it only the API is served.
     #[arg(long, env = "OPTOVAULT_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -73,6 +83,26 @@ pub struct Config {
     /// given more than once; the same retention applies there.
     #[arg(long, env = "OPTOVAULT_BACKUP_COPY_TO", value_delimiter = ',')]
     pub backup_copy_to: Vec<PathBuf>,
+}
+
+/// A PostgreSQL URL; its `Debug` leaves out everything but the scheme (the URL may hold a
+/// password).
+#[derive(Clone)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(postgres://…)")
+    }
+}
+
+/// Accepts only a PostgreSQL URL: the sled directory is `--data-dir`.
+fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(StoreUrl(s.to_string()))
+    } else {
+        Err("expected a postgres:// URL (the sled database's directory is --data-dir)".into())
+    }
 }
 
 #[derive(Debug, Subcommand)]

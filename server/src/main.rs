@@ -6,7 +6,8 @@ use optovault_server::backup::schedule::{
 };
 use optovault_server::backup::{admin, progress_line, restore_backup, verify_backup, write_backup};
 use optovault_server::config::{Command, Config};
-use optovault_server::store::{RecoveringStore, SledStore};
+use optovault_server::store::pg_store::PgOptions;
+use optovault_server::store::{PgStore, RecoveringStore, SledStore};
 use optovault_server::{app, AppState, Settings};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -30,6 +31,18 @@ async fn main() {
                 std::process::exit(2);
             }
         }
+    }
+    if config.store.is_some()
+        && matches!(
+            config.command,
+            Some(Command::Backup { .. } | Command::Restore { .. })
+        )
+    {
+        eprintln!(
+            "backup and restore work on the sled database only for now: back up PostgreSQL with \
+             its own tools (pg_dump, base backups); see docs/OPERATIONS.md"
+        );
+        std::process::exit(2);
     }
     match &config.command {
         Some(Command::Backup { out }) => exit_with(backup(&config.data_dir, out).await),
@@ -145,11 +158,16 @@ async fn verify_audit(
     clinic: Option<uuid::Uuid>,
     list: bool,
 ) -> Result<bool, Box<dyn std::error::Error>> {
-    if !config.data_dir.join("db").exists() && !config.data_dir.join("conf").exists() {
-        return Err(format!("{} holds no database", config.data_dir.display()).into());
-    }
-    let store = SledStore::open(&config.data_dir)?;
-    let reports = optovault_server::audit_verify::verify_all(&store, clinic, |e| {
+    let store: Box<dyn optovault_server::store::Store> = match &config.store {
+        Some(url) => Box::new(connect_postgres(config, &url.0).await?),
+        None => {
+            if !config.data_dir.join("db").exists() && !config.data_dir.join("conf").exists() {
+                return Err(format!("{} holds no database", config.data_dir.display()).into());
+            }
+            Box::new(SledStore::open(&config.data_dir)?)
+        }
+    };
+    let reports = optovault_server::audit_verify::verify_all(&*store, clinic, |e| {
         if list {
             let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
             println!(
@@ -203,22 +221,34 @@ async fn verify_audit(
     Ok(intact)
 }
 
+/// Connects to PostgreSQL and migrates its schema (logging where, never the password).
+async fn connect_postgres(
+    config: &Config,
+    url: &str,
+) -> Result<PgStore, Box<dyn std::error::Error>> {
+    let target = PgStore::describe(url);
+    tracing::info!(database = %target, "connecting to PostgreSQL");
+    let store = PgStore::connect(
+        url,
+        PgOptions {
+            max_connections: config.pg_max_connections,
+            ..PgOptions::default()
+        },
+    )
+    .await?;
+    tracing::info!(database = %target, "PostgreSQL schema up to date");
+    Ok(store)
+}
+
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(url) = &config.store {
+        return run_on_postgres(&config, &url.0).await;
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     // Reopens the database by itself after a storage failure (disk full, read-only).
     let store = RecoveringStore::open(&config.data_dir)?;
-    let settings = Settings {
-        cookie_secure: config.cookie_secure,
-        session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
-        session_idle_secs: i64::from(config.session_idle_minutes.max(1)) * 60,
-        public_url: config.public_url.clone(),
-    };
-    let state = AppState::new(Arc::new(store.clone()), settings).await?;
-    if let Some(dir) = &config.static_dir {
-        if !dir.join("index.html").exists() {
-            tracing::warn!(dir = %dir.display(), "static dir has no index.html; build the client first");
-        }
-    }
+    let state = AppState::new(Arc::new(store.clone()), settings(&config)).await?;
+    warn_without_client(&config);
     spawn_sweeper(
         state.clone(),
         i64::from(config.audit_retention_days) * 86_400,
@@ -247,6 +277,70 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             copies = ?config.backup_copy_to, "scheduled backups on");
     }
     admin::serve(&config.data_dir, store.clone())?;
+    serve(
+        &config,
+        state,
+        &format!("sled in {}", config.data_dir.display()),
+    )
+    .await?;
+    let _ = std::fs::remove_file(config.data_dir.join(admin::SOCKET_NAME));
+    store.flush().await?;
+    tracing::info!("stopped; database flushed");
+    Ok(())
+}
+
+/// The server on PostgreSQL: no data directory, no admin socket and no scheduled backups (they
+/// copy sled's trees; PostgreSQL is backed up with its own tools).
+async fn run_on_postgres(config: &Config, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if config.backup_dir.is_some() || !config.backup_copy_to.is_empty() {
+        return Err(
+            "scheduled backups (--backup-dir, --backup-copy-to) work on the sled \
+                    database only for now; back up PostgreSQL with its own tools"
+                .into(),
+        );
+    }
+    let store = connect_postgres(config, url).await?;
+    let state = AppState::new(Arc::new(store.clone()), settings(config)).await?;
+    warn_without_client(config);
+    spawn_sweeper(
+        state.clone(),
+        i64::from(config.audit_retention_days) * 86_400,
+    );
+    serve(
+        config,
+        state,
+        &format!("PostgreSQL at {}", PgStore::describe(url)),
+    )
+    .await?;
+    // Every write was durable when its transaction committed; only the pool is left to close.
+    store.close().await;
+    tracing::info!("stopped; connections to PostgreSQL closed");
+    Ok(())
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        cookie_secure: config.cookie_secure,
+        session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
+        session_idle_secs: i64::from(config.session_idle_minutes.max(1)) * 60,
+        public_url: config.public_url.clone(),
+    }
+}
+
+fn warn_without_client(config: &Config) {
+    if let Some(dir) = &config.static_dir {
+        if !dir.join("index.html").exists() {
+            tracing::warn!(dir = %dir.display(), "static dir has no index.html; build the client first");
+        }
+    }
+}
+
+/// Serves the API until SIGTERM or SIGINT.
+async fn serve(
+    config: &Config,
+    state: AppState,
+    storage: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let router = app(state, config.static_dir.as_deref());
     // Listen for SIGTERM before announcing readiness, so a stop sent right after the ready line
     // still shuts down gracefully (and flushes).
@@ -256,16 +350,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     // Tests and scripts wait for this exact line.
     println!("listening on http://{addr}");
-    tracing::info!(data_dir = %config.data_dir.display(), "OptoVault server started");
+    tracing::info!(storage, "OptoVault server started");
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal(term, interrupt))
     .await?;
-    let _ = std::fs::remove_file(config.data_dir.join(admin::SOCKET_NAME));
-    store.flush().await?;
-    tracing::info!("stopped; database flushed");
     Ok(())
 }
 

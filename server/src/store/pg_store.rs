@@ -755,6 +755,20 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// Where a URL points, for logs: user, host, port and database, never the password.
+    pub fn describe(url: &str) -> String {
+        match PgConnectOptions::from_str(url) {
+            Ok(o) => format!(
+                "{}@{}:{}/{}",
+                o.get_username(),
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or("(default)")
+            ),
+            Err(_) => "(an invalid PostgreSQL URL)".into(),
+        }
+    }
+
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
