@@ -41,6 +41,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
 # webauthn-rs (passkeys, server) verifies signatures with OpenSSL.
 dpkg -s libssl-dev >/dev/null 2>&1 || apt_missing+=(libssl-dev)
 command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
+# The Store suite also runs on PostgreSQL: scripts/pg-cluster.sh runs a throwaway cluster with
+# Debian's server binaries (/usr/lib/postgresql/<major>/bin).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -29,9 +29,24 @@ if cargo tree --locked -p optovault-server -e features --prefix none -i optovaul
 fi
 echo "ok: no record cipher (shared's client feature, aes-gcm, aes, hpke, chacha20poly1305) in optovault-server's tree"
 
+step "a throwaway PostgreSQL cluster on 127.0.0.1 (for the Store suite on PostgreSQL)"
+# initdb into a temp directory as the postgres user, a free port, removed again on exit. The
+# PostgreSQL tests make one database per test from this URL; under CI they fail, never skip,
+# without it.
+PG_LOG="$OUT/postgresql.log"
+stop_pg() {
+  if [ -n "${OPTOVAULT_PG_CLUSTER:-}" ]; then
+    cp "$OPTOVAULT_PG_CLUSTER/log/postgresql.log" "$PG_LOG" 2>/dev/null || true
+    bash scripts/pg-cluster.sh stop "$OPTOVAULT_PG_CLUSTER" || true
+  fi
+}
+trap stop_pg EXIT
+eval "$(bash scripts/pg-cluster.sh start)"
+export OPTOVAULT_TEST_PG_URL OPTOVAULT_PG_CLUSTER
+
 # Each package is built and tested on its own so that Cargo never unifies the tests' `client`
 # feature of the shared crate into the server binary under test.
-step "server: unit tests and the Store behaviour suite"
+step "server: unit tests and the Store behaviour suite (sled and PostgreSQL)"
 cargo test --locked -p optovault-server
 cargo build --locked -p optovault-server
 export OPTOVAULT_SERVER_BIN="$PWD/target/debug/optovault-server"
