@@ -1992,14 +1992,17 @@ impl Store for PgStore {
 
     fn export_clinic(
         &self,
-        _clinic_id: Uuid,
-        _exported_by: Uuid,
-        _at: UnixTime,
-        _sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
+        clinic_id: Uuid,
+        exported_by: Uuid,
+        at: UnixTime,
+        sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
     ) -> Result<(), ArchiveError> {
-        Err(ArchiveError::Store(
-            "a clinic's export is not yet supported on PostgreSQL".into(),
-        ))
+        // Blocking (the trait's contract): on the blocking pool, the runtime's handle drives the
+        // queries.
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            ArchiveError::Store("export_clinic runs on a tokio runtime's blocking pool".into())
+        })?;
+        export::clinic(&self.pool, &rt, clinic_id, exported_by, at, sink)
     }
 
     async fn audit_entries(
@@ -2477,6 +2480,350 @@ impl Store for PgStore {
     }
 }
 
+/// A clinic's export: the same sections, keys and values as `SledStore::export_clinic` (the
+/// rows sled's trees hold under the clinic's prefix, with the prefix cut off), read in one
+/// REPEATABLE READ, READ ONLY transaction: a consistent snapshot while writes go on. Large
+/// sections are read in pages, so memory stays bounded.
+mod export {
+    use super::*;
+    use optovault_shared::clinic_export::*;
+    use sqlx::Postgres;
+
+    const PAGE: i64 = 1000;
+    const CHUNK_PAGE: i64 = 16;
+
+    struct Reader<'a> {
+        rt: &'a tokio::runtime::Handle,
+        tx: sqlx::Transaction<'static, Postgres>,
+    }
+
+    fn db(e: sqlx::Error) -> ArchiveError {
+        ArchiveError::Store(classify(&e).to_string())
+    }
+
+    fn st(e: StoreError) -> ArchiveError {
+        ArchiveError::Store(e.to_string())
+    }
+
+    fn decode(e: E) -> ArchiveError {
+        ArchiveError::Store(e.into_store().to_string())
+    }
+
+    impl Reader<'_> {
+        fn all(&mut self, q: Query<'_>) -> Result<Vec<PgRow>, ArchiveError> {
+            self.rt.block_on(q.fetch_all(&mut *self.tx)).map_err(db)
+        }
+    }
+
+    pub(super) fn clinic(
+        pool: &PgPool,
+        rt: &tokio::runtime::Handle,
+        clinic_id: Uuid,
+        exported_by: Uuid,
+        at: UnixTime,
+        sink: &mut dyn FnMut(ArchiveItem<'_>) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        let tx = rt.block_on(pool.begin()).map_err(db)?;
+        let mut r = Reader { rt, tx };
+        r.all(sqlx::query(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        ))?;
+        let c = clinic_id.as_bytes().to_vec();
+        let one = |rows: Vec<PgRow>, col: &str| -> Result<Option<Vec<u8>>, ArchiveError> {
+            rows.first()
+                .map(|row| row.try_get::<Vec<u8>, _>(col))
+                .transpose()
+                .map_err(db)
+        };
+        let clinic: ClinicRow = match one(
+            r.all(sqlx::query("SELECT value FROM clinics WHERE clinic_id = $1").bind(clinic_id))?,
+            "value",
+        )? {
+            Some(v) => from_json("clinics", &v).map_err(st)?,
+            None => return Err(ArchiveError::Store("no such clinic".into())),
+        };
+        let head: i64 = match r
+            .all(sqlx::query("SELECT seq FROM heads WHERE clinic_id = $1").bind(clinic_id))?
+            .first()
+        {
+            Some(row) => row.try_get("seq").map_err(db)?,
+            None => 0,
+        };
+        let members: Vec<MemberRow> = r
+            .all(
+                sqlx::query("SELECT value FROM members WHERE clinic_id = $1 ORDER BY account_id")
+                    .bind(clinic_id),
+            )?
+            .iter()
+            .map(|row| {
+                let v: Vec<u8> = row.try_get("value").map_err(db)?;
+                from_json("members", &v).map_err(st)
+            })
+            .collect::<Result<_, _>>()?;
+        // Everyone whose public key a reader needs: members, authors, uploaders, actors.
+        let mut people: BTreeSet<Uuid> = members.iter().map(|m| m.account_id).collect();
+        people.insert(clinic.created_by);
+        let profile = serde_json::from_slice(&clinic.profile)
+            .map_err(|_| ArchiveError::Store("corrupt clinic profile".into()))?;
+        let info = ExportedClinic {
+            clinic_id,
+            created_at: clinic.created_at,
+            created_by: clinic.created_by,
+            profile,
+            policy: clinic.policy.clone(),
+            record_head: u(head),
+            exported_at: at,
+            exported_by,
+        };
+        sink(ArchiveItem::Tree("clinic"))?;
+        sink(ArchiveItem::Row(&c, &to_json(&info)))?;
+
+        sink(ArchiveItem::Tree("members"))?;
+        for m in members {
+            let e = ExportedMember {
+                account_id: m.account_id,
+                role: m.role,
+                added_at: m.added_at,
+                wrapped_keys: m.wrapped_keys,
+                pinned_anchor: m.pinned_anchor,
+            };
+            sink(ArchiveItem::Row(m.account_id.as_bytes(), &to_json(&e)))?;
+        }
+
+        sink(ArchiveItem::Tree("roster"))?;
+        for row in r.all(
+            sqlx::query("SELECT seq, value FROM roster WHERE clinic_id = $1 ORDER BY seq")
+                .bind(clinic_id),
+        )? {
+            let seq: i64 = row.try_get("seq").map_err(db)?;
+            let v: Vec<u8> = row.try_get("value").map_err(db)?;
+            let roster: RosterRow = from_json("roster", &v).map_err(st)?;
+            sink(ArchiveItem::Row(
+                &seq.to_be_bytes(),
+                &to_json(&roster.signed),
+            ))?;
+        }
+
+        sink(ArchiveItem::Tree("charts"))?;
+        for row in r.all(
+            sqlx::query("SELECT value FROM charts WHERE clinic_id = $1 ORDER BY chart_id")
+                .bind(clinic_id),
+        )? {
+            let v: Vec<u8> = row.try_get("value").map_err(db)?;
+            let chart: ChartRow = from_json("charts", &v).map_err(st)?;
+            let e = ExportedChart {
+                chart_id: chart.chart_id,
+                care_team: chart.care_team,
+                key_epoch: chart.key_epoch,
+                restricted_by: chart.restricted_by,
+                restricted_at: chart.restricted_at,
+            };
+            sink(ArchiveItem::Row(chart.chart_id.as_bytes(), &to_json(&e)))?;
+        }
+
+        sink(ArchiveItem::Tree("audit_key"))?;
+        if let Some(v) = one(
+            r.all(
+                sqlx::query("SELECT value FROM audit_keys WHERE clinic_id = $1").bind(clinic_id),
+            )?,
+            "value",
+        )? {
+            sink(ArchiveItem::Row(&c, &v))?;
+        }
+
+        sink(ArchiveItem::Tree("audit_anchor"))?;
+        if let Some(row) = r
+            .all(
+                sqlx::query("SELECT seq, hash FROM audit_anchors WHERE clinic_id = $1")
+                    .bind(clinic_id),
+            )?
+            .first()
+        {
+            let a = optovault_shared::wire::AuditAnchor {
+                seq: u(row.try_get("seq").map_err(db)?),
+                hash: B64(row.try_get("hash").map_err(db)?),
+            };
+            sink(ArchiveItem::Row(&c, &to_json(&a)))?;
+        }
+
+        sink(ArchiveItem::Tree("audit_checkpoints"))?;
+        for row in r.all(
+            sqlx::query(
+                "SELECT seq, value FROM audit_checkpoints WHERE clinic_id = $1 ORDER BY seq",
+            )
+            .bind(clinic_id),
+        )? {
+            let seq: i64 = row.try_get("seq").map_err(db)?;
+            let v: Vec<u8> = row.try_get("value").map_err(db)?;
+            sink(ArchiveItem::Row(&seq.to_be_bytes(), &v))?;
+        }
+
+        sink(ArchiveItem::Tree("audit"))?;
+        let mut after = 0i64;
+        loop {
+            let rows = r.all(
+                sqlx::query(
+                    "SELECT seq, value FROM events WHERE clinic_id = $1 AND seq > $2                      ORDER BY seq LIMIT $3",
+                )
+                .bind(clinic_id)
+                .bind(after)
+                .bind(PAGE),
+            )?;
+            for row in &rows {
+                after = row.try_get("seq").map_err(db)?;
+                let v: Vec<u8> = row.try_get("value").map_err(db)?;
+                let e: AuditEntry = from_json("events", &v).map_err(st)?;
+                people.extend(e.actor);
+                sink(ArchiveItem::Row(&after.to_be_bytes(), &v))?;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+
+        sink(ArchiveItem::Tree("trash"))?;
+        for row in r.all(
+            sqlx::query(
+                "SELECT record_id, deleted_at FROM trash WHERE clinic_id = $1 ORDER BY record_id",
+            )
+            .bind(clinic_id),
+        )? {
+            let record_id: Uuid = row.try_get("record_id").map_err(db)?;
+            let deleted_at: i64 = row.try_get("deleted_at").map_err(db)?;
+            sink(ArchiveItem::Row(
+                record_id.as_bytes(),
+                &to_json(&TrashRow {
+                    record_id,
+                    deleted_at,
+                }),
+            ))?;
+        }
+
+        sink(ArchiveItem::Tree("files"))?;
+        let files = r.all(
+            sqlx::query("SELECT value FROM files WHERE clinic_id = $1 ORDER BY file_id")
+                .bind(clinic_id),
+        )?;
+        for row in files {
+            let v: Vec<u8> = row.try_get("value").map_err(db)?;
+            let f: FileRow = from_json("files", &v).map_err(st)?;
+            people.insert(f.uploaded_by);
+            let received: Vec<u32> = r
+                .all(
+                    sqlx::query(
+                        "SELECT idx FROM file_chunk_lens WHERE clinic_id = $1 AND file_id = $2                          ORDER BY idx",
+                    )
+                    .bind(clinic_id)
+                    .bind(f.file_id),
+                )?
+                .iter()
+                .map(|row| row.try_get::<i64, _>(0).map(|i| i as u32))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            sink(ArchiveItem::Row(
+                f.file_id.as_bytes(),
+                &to_json(&f.status(received)),
+            ))?;
+        }
+
+        sink(ArchiveItem::Tree("records"))?;
+        let mut after = 0i64;
+        loop {
+            let rows = r.all(
+                sqlx::query(
+                    "SELECT record_id, seq, chart_id, version, updated_at, compartment, envelope                      FROM feed WHERE clinic_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(clinic_id)
+                .bind(after)
+                .bind(PAGE),
+            )?;
+            for row in &rows {
+                let rec = record_row(row).map_err(decode)?;
+                after = i(rec.seq);
+                let s = super::super::sled_store::stored(rec)?;
+                people.insert(s.envelope.author);
+                sink(ArchiveItem::Row(&after.to_be_bytes(), &to_json(&s)))?;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+
+        sink(ArchiveItem::Tree("versions"))?;
+        let (mut after_record, mut after_version) = (Uuid::nil(), -1i64);
+        loop {
+            let rows = r.all(
+                sqlx::query(
+                    "SELECT record_id, seq, chart_id, version, updated_at, compartment, envelope                      FROM versions WHERE clinic_id = $1 AND (record_id, version) > ($2, $3)                      ORDER BY record_id, version LIMIT $4",
+                )
+                .bind(clinic_id)
+                .bind(after_record)
+                .bind(after_version)
+                .bind(PAGE),
+            )?;
+            for row in &rows {
+                let rec = record_row(row).map_err(decode)?;
+                (after_record, after_version) = (rec.record_id, i(rec.version));
+                let mut key = rec.record_id.as_bytes().to_vec();
+                key.extend_from_slice(&rec.version.to_be_bytes());
+                let s = super::super::sled_store::stored(rec)?;
+                people.insert(s.envelope.author);
+                sink(ArchiveItem::Row(&key, &to_json(&s)))?;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+
+        // Accounts last but the chunks: everyone the rows above name.
+        sink(ArchiveItem::Tree("accounts"))?;
+        let ids: Vec<Uuid> = people.into_iter().collect();
+        let mut accounts: BTreeMap<Uuid, AccountRow> = BTreeMap::new();
+        for row in
+            r.all(sqlx::query("SELECT value FROM accounts WHERE account_id = ANY($1)").bind(&ids))?
+        {
+            let v: Vec<u8> = row.try_get("value").map_err(db)?;
+            let a: AccountRow = from_json("accounts", &v).map_err(st)?;
+            accounts.insert(a.account_id, a);
+        }
+        for (id, a) in accounts {
+            let e = ExportedAccount {
+                account_id: a.account_id,
+                username: a.username,
+                public_keys: a.public_keys,
+            };
+            sink(ArchiveItem::Row(id.as_bytes(), &to_json(&e)))?;
+        }
+
+        sink(ArchiveItem::Tree("file_chunks"))?;
+        let (mut after_file, mut after_idx) = (Uuid::nil(), -1i64);
+        loop {
+            let rows = r.all(
+                sqlx::query(
+                    "SELECT file_id, idx, bytes FROM file_chunks WHERE clinic_id = $1                      AND (file_id, idx) > ($2, $3) ORDER BY file_id, idx LIMIT $4",
+                )
+                .bind(clinic_id)
+                .bind(after_file)
+                .bind(after_idx)
+                .bind(CHUNK_PAGE),
+            )?;
+            for row in &rows {
+                after_file = row.try_get("file_id").map_err(db)?;
+                after_idx = row.try_get("idx").map_err(db)?;
+                let bytes: Vec<u8> = row.try_get("bytes").map_err(db)?;
+                let mut key = after_file.as_bytes().to_vec();
+                key.extend_from_slice(&(after_idx as u32).to_be_bytes());
+                sink(ArchiveItem::Row(&key, &bytes))?;
+            }
+            if (rows.len() as i64) < CHUNK_PAGE {
+                break;
+            }
+        }
+        r.rt.block_on(r.tx.commit()).map_err(db)?;
+        Ok(())
+    }
+}
+
 /// A fresh database on the test cluster for each test (see `scripts/pg-cluster.sh`).
 #[cfg(test)]
 pub(crate) mod testing {
@@ -2670,6 +3017,245 @@ mod tests {
             other => panic!("want Unavailable, got {other:?}"),
         }
         drop_database(store, &db).await;
+    }
+
+    fn envelope(
+        record_id: Uuid,
+        chart_id: Uuid,
+        version: u64,
+        author: Uuid,
+        deleted: bool,
+    ) -> Vec<u8> {
+        serde_json::to_vec(&optovault_shared::RecordEnvelope {
+            format: 1,
+            record_id,
+            chart_id,
+            compartment: Compartment::Demographics,
+            version,
+            key_id: Uuid::from_u128(0x4b),
+            epoch: 1,
+            author,
+            nonce: B64(vec![3; 12]),
+            ciphertext: B64(vec![version as u8; 40]),
+            signature: B64(vec![5; 64]),
+            deleted,
+        })
+        .unwrap()
+    }
+
+    fn ev(clinic_id: Option<Uuid>, action: &'static str, at: UnixTime) -> EventDraft {
+        EventDraft {
+            at,
+            actor: Some(Uuid::from_u128(0xa1)),
+            clinic_id,
+            action,
+            target: None,
+            count: 1,
+            outcome: "ok",
+            ip: None,
+            detail: None,
+        }
+    }
+
+    /// The same clinic, made the same way (fixed ids and times) on any store: records with
+    /// history, a tombstone, a complete file.
+    async fn same_clinic(store: &dyn Store) -> (Uuid, Uuid) {
+        use optovault_shared::roster::SignedRosterEntry;
+        use optovault_shared::wire::PublicKeys;
+        let owner = Uuid::from_u128(0xa1);
+        let clinic = Uuid::from_u128(0xc1);
+        let (p1, p2, file) = (
+            Uuid::from_u128(0x91),
+            Uuid::from_u128(0x92),
+            Uuid::from_u128(0xf1),
+        );
+        let blob = SealedBlob {
+            nonce: B64(vec![1; 12]),
+            ciphertext: B64(vec![2; 48]),
+        };
+        let account = AccountRow {
+            account_id: owner,
+            username: "owner".into(),
+            password_file: vec![1, 2, 3],
+            public_keys: PublicKeys {
+                x25519: B64(vec![9; 32]),
+                ed25519: B64(vec![8; 32]),
+            },
+            sealed_key_bundle: blob.clone(),
+            created_at: 1,
+            last_login_at: None,
+            totp: None,
+            password_set_at: 1,
+            must_change_password: false,
+            recovery: None,
+            mfa_recovery_hashes: vec![],
+            passkeys: vec![],
+            pending_passkey: None,
+        };
+        store
+            .create_account(account, Some(ev(None, "account_created", 1)))
+            .await
+            .unwrap();
+        store
+            .create_clinic(
+                ClinicRow {
+                    clinic_id: clinic,
+                    created_at: 2,
+                    created_by: owner,
+                    profile: envelope(clinic, clinic, 1, owner, false),
+                    policy: Default::default(),
+                },
+                MemberRow {
+                    clinic_id: clinic,
+                    account_id: owner,
+                    role: Role::Owner,
+                    added_at: 2,
+                    wrapped_keys: vec![],
+                    pinned_anchor: blob,
+                },
+                RosterRow {
+                    seq: 1,
+                    hash: [7; 32],
+                    key_epoch: 1,
+                    signed: SignedRosterEntry {
+                        entry: B64(b"genesis".to_vec()),
+                        signature: B64(vec![0; 64]),
+                    },
+                },
+                ev(Some(clinic), "clinic_created", 2),
+            )
+            .await
+            .unwrap();
+        let w = |record_id: Uuid, expected_version: u64, deleted: bool| RecordWriteRow {
+            record_id,
+            chart_id: record_id,
+            expected_version,
+            compartment: Compartment::Demographics,
+            envelope: envelope(record_id, record_id, expected_version + 1, owner, deleted),
+            guard: Some(WriteGuard {
+                author: owner,
+                sealed_epoch: 1,
+            }),
+            deleted,
+        };
+        let writes = [
+            vec![w(p1, 0, false), w(p2, 0, false)],
+            vec![w(p1, 1, false)],
+            vec![w(p2, 1, true)],
+        ];
+        for (n, batch) in writes.into_iter().enumerate() {
+            let at = 10 + n as i64;
+            store
+                .write_records(
+                    clinic,
+                    batch,
+                    at,
+                    vec![ev(Some(clinic), "records_written", at)],
+                )
+                .await
+                .unwrap();
+        }
+        let guard = WriteGuard {
+            author: owner,
+            sealed_epoch: 1,
+        };
+        let f = FileRow {
+            file_id: file,
+            chart_id: p1,
+            compartment: Compartment::Clinical,
+            key_id: Uuid::from_u128(0x4c),
+            epoch: 1,
+            chunk_count: 2,
+            chunk_size: 4,
+            total_size: 7,
+            uploaded_by: owner,
+            created_at: 20,
+            completed_at: None,
+        };
+        store.create_file(clinic, f, guard).await.unwrap();
+        store
+            .put_file_chunk(clinic, file, 0, owner, vec![1, 2, 3, 4])
+            .await
+            .unwrap();
+        store
+            .put_file_chunk(clinic, file, 1, owner, vec![5, 6, 7])
+            .await
+            .unwrap();
+        store
+            .complete_file(
+                clinic,
+                file,
+                guard,
+                21,
+                ev(Some(clinic), "file_uploaded", 21),
+            )
+            .await
+            .unwrap();
+        store
+            .append_event(ev(Some(clinic), "records_read", 22), false)
+            .await
+            .unwrap();
+        (clinic, owner)
+    }
+
+    /// Every section, key and value of an export, in order.
+    fn export_rows(store: &dyn Store, clinic: Uuid, by: Uuid) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut rows = Vec::new();
+        let mut tree = String::new();
+        store
+            .export_clinic(clinic, by, 99, &mut |item| {
+                match item {
+                    ArchiveItem::Tree(name) => {
+                        tree = name.to_string();
+                        rows.push((tree.clone(), Vec::new(), Vec::new()));
+                    }
+                    ArchiveItem::Row(k, v) => rows.push((tree.clone(), k.to_vec(), v.to_vec())),
+                    ArchiveItem::BlockEnd => {}
+                }
+                Ok(())
+            })
+            .unwrap();
+        rows
+    }
+
+    /// A clinic exported from PostgreSQL is, byte for byte, the clinic exported from sled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clinics_export_is_the_same_as_from_sled() {
+        let Some((pg, _, db)) = fresh_store().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sled = crate::store::SledStore::open(dir.path()).unwrap();
+        let (clinic, owner) = same_clinic(&sled).await;
+        assert_eq!(same_clinic(&pg).await, (clinic, owner));
+        let (a, b) = (pg.clone(), sled.clone());
+        let (from_pg, from_sled) = tokio::task::spawn_blocking(move || {
+            (
+                export_rows(&a, clinic, owner),
+                export_rows(&b, clinic, owner),
+            )
+        })
+        .await
+        .unwrap();
+        let sections: Vec<&str> = from_sled
+            .iter()
+            .filter(|r| r.1.is_empty())
+            .map(|r| r.0.as_str())
+            .collect();
+        assert_eq!(sections.len(), 14, "{sections:?}");
+        assert!(from_sled.len() > 30, "the scenario fills the export");
+        for (n, (p, s)) in from_pg.iter().zip(&from_sled).enumerate() {
+            assert_eq!(
+                p,
+                s,
+                "row {n} of section {}: {} / {}",
+                s.0,
+                String::from_utf8_lossy(&p.2),
+                String::from_utf8_lossy(&s.2)
+            );
+        }
+        assert_eq!(from_pg.len(), from_sled.len());
+        drop_database(pg, &db).await;
     }
 
     /// Every file in `server/migrations/` is compiled in, in order, and nothing else.

@@ -199,7 +199,7 @@ fn section(
 }
 
 /// A record row as the API serves it (its envelope parsed).
-fn stored(row: RecordRow) -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
+pub(super) fn stored(row: RecordRow) -> Result<optovault_shared::wire::StoredRecord, ArchiveError> {
     Ok(optovault_shared::wire::StoredRecord {
         seq: row.seq,
         updated_at: row.updated_at,
