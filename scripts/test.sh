@@ -64,6 +64,19 @@ cargo test --locked -p optovault-client
 step "native end-to-end tests against a real server process"
 cargo test --locked -p optovault-tests
 
+step "the same end-to-end tests against the server on PostgreSQL (a database per server)"
+# All but the tests that open sled's files or its backups themselves (backup, canary, faults,
+# the audit log's file tampering and raw dump, the file store's on-disk check).
+OPTOVAULT_REAL_SERVER_BIN="$OPTOVAULT_SERVER_BIN" \
+OPTOVAULT_SERVER_BIN="$PWD/tests/pg/server-on-postgres.sh" \
+  cargo test --locked -p optovault-tests \
+    --test access_events --test account_security --test accounts --test audit --test charts \
+    --test concurrency --test crash --test files --test hostile --test isolation --test mfa \
+    --test passkeys --test persistence --test policy --test records --test recovery --test team \
+    -- --skip every_server_action_leaves_its_entry \
+       --skip tampering_with_the_database_files_is_named_by_verify_audit \
+       --skip upload_resume_and_download_byte_for_byte
+
 step "client build (Trunk, offline)"
 bash scripts/build-client.sh
 
