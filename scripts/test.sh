@@ -76,6 +76,11 @@ OPTOVAULT_SERVER_BIN="$PWD/tests/pg/server-on-postgres.sh" \
     -- --skip every_server_action_leaves_its_entry \
        --skip tampering_with_the_database_files_is_named_by_verify_audit \
        --skip upload_resume_and_download_byte_for_byte
+# The canary scan on PostgreSQL: a plain pg_dump of the server's database and the cluster's log
+# (written into the data directory when the server stops) hold no plaintext and no password.
+OPTOVAULT_REAL_SERVER_BIN="$OPTOVAULT_SERVER_BIN" OPTOVAULT_PG_DUMP_ON_EXIT=1 \
+OPTOVAULT_SERVER_BIN="$PWD/tests/pg/server-on-postgres.sh" \
+  cargo test --locked -p optovault-tests --test canary
 
 step "client build (Trunk, offline)"
 bash scripts/build-client.sh
