@@ -263,6 +263,20 @@ macro_rules! tx {
     }};
 }
 
+/// Runs `$body` (a future over `$c: &mut PgConnection`) on a pooled connection, outside an
+/// explicit transaction: for single-statement reads.
+macro_rules! read {
+    ($self:expr, |$c:ident| $body:expr) => {{
+        let r: R<_> = async {
+            let mut conn = $self.pool.acquire().await?;
+            let $c: &mut PgConnection = &mut *conn;
+            $body.await
+        }
+        .await;
+        r.map_err(E::into_store)
+    }};
+}
+
 /// A record row from `feed` or `versions` columns.
 fn record_row(r: &PgRow) -> R<RecordRow> {
     let code: i16 = r.try_get("compartment")?;
@@ -871,7 +885,7 @@ impl Store for PgStore {
     }
 
     async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "accounts",
             "SELECT value FROM accounts WHERE account_id = $1",
@@ -1476,7 +1490,7 @@ impl Store for PgStore {
         clinic_id: Uuid,
         invitation_id: Uuid,
     ) -> StoreResult<Option<InvitationRow>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "invitations",
             "SELECT value FROM invitations WHERE clinic_id = $1 AND invitation_id = $2",
@@ -1794,7 +1808,7 @@ impl Store for PgStore {
     }
 
     async fn clinic(&self, clinic_id: Uuid) -> StoreResult<Option<ClinicRow>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "clinics",
             "SELECT value FROM clinics WHERE clinic_id = $1",
@@ -1832,7 +1846,7 @@ impl Store for PgStore {
     }
 
     async fn member(&self, clinic_id: Uuid, account_id: Uuid) -> StoreResult<Option<MemberRow>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "members",
             "SELECT value FROM members WHERE clinic_id = $1 AND account_id = $2",
@@ -2181,7 +2195,7 @@ impl Store for PgStore {
     }
 
     async fn audit_key(&self, clinic_id: Uuid) -> StoreResult<Option<AuditKeySetup>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "audit_keys",
             "SELECT value FROM audit_keys WHERE clinic_id = $1",
@@ -2327,7 +2341,7 @@ impl Store for PgStore {
     }
 
     async fn file(&self, clinic_id: Uuid, file_id: Uuid) -> StoreResult<Option<FileRow>> {
-        tx!(self, |c| get_json(
+        read!(self, |c| get_json(
             c,
             "files",
             "SELECT value FROM files WHERE clinic_id = $1 AND file_id = $2",
@@ -2880,14 +2894,23 @@ pub(crate) mod testing {
     }
 
     /// Drops a test's database (after the test passed; a failed test leaves it for a look).
+    /// Best effort: an autovacuum worker on it (which this role may not terminate) makes the
+    /// drop fail for a moment; the cluster is thrown away anyway.
     pub async fn drop_database(store: PgStore, name: &str) {
         store.close().await;
         let url = url().expect("set");
         let admin = PgConnectOptions::from_str(&url).expect("a valid PostgreSQL URL");
         let mut c = PgConnection::connect_with(&admin).await.expect("connect");
-        c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await
-            .expect("drop the test database");
+        for attempt in 1..=10 {
+            match c
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt == 10 => eprintln!("test database {name} left behind: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
         c.close().await.ok();
     }
 }
