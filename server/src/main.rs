@@ -212,6 +212,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
         session_idle_secs: i64::from(config.session_idle_minutes.max(1)) * 60,
         public_url: config.public_url.clone(),
+        import_max_bytes: config.import_max_mib.saturating_mul(1 << 20),
     };
     let state = AppState::new(Arc::new(store.clone()), settings).await?;
     if let Some(dir) = &config.static_dir {
