@@ -30,7 +30,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use optovault_shared::archive::Header;
-use optovault_shared::audit::{entry_hash, verify_ed25519, GENESIS_HASH};
+use optovault_shared::audit::{checkpoint_signing_input, entry_hash, verify_ed25519, GENESIS_HASH};
 use optovault_shared::clinic_export::{
     import_signing_input, ExportedAccount, ExportedChart, ExportedClinic, ExportedMember, TrashRow,
     SECTIONS,
@@ -184,12 +184,18 @@ struct Reading {
     audit_key: Option<AuditKeySetup>,
     audit_anchor: Option<(u64, [u8; 32])>,
     checkpoints: Vec<AuditCheckpoint>,
+    /// Checkpoints not yet met in the log: seq → the hash they vouch for.
+    unmatched_checkpoints: HashMap<u64, Vec<u8>>,
     audit_head: (u64, [u8; 32]),
     audit_entries: u64,
     trash: Vec<TrashRow>,
     files: HashMap<Uuid, FileRow>,
     chunks_seen: HashSet<(Uuid, u32)>,
-    record_ids: HashSet<Uuid>,
+    /// Current version of each record.
+    current: HashMap<Uuid, u64>,
+    /// Every change sequence number used (current records and history).
+    seqs: HashSet<u64>,
+    versions_seen: HashSet<(Uuid, u64)>,
     records: u64,
     versions: u64,
     accounts: BTreeMap<Uuid, ExportedAccount>,
@@ -284,6 +290,28 @@ impl Reading {
                 if be_u64(name, k)? != cp.seq || cp.clinic_id != self.clinic_id()? {
                     return Err(invalid("a checkpoint's key or clinic is wrong"));
                 }
+                // Signed by someone the roster lists as an owner (now or before their removal).
+                let roster = self.roster.as_ref();
+                let signer = roster.and_then(|r| {
+                    r.members
+                        .get(&cp.signer)
+                        .or_else(|| r.removed.get(&cp.signer).map(|(m, _)| m))
+                });
+                let signed = signer.is_some_and(|m| {
+                    verify_ed25519(
+                        m.public_keys.ed25519.as_slice(),
+                        &checkpoint_signing_input(&cp),
+                        cp.signature.as_slice(),
+                    )
+                });
+                if !signed {
+                    return Err(invalid(format!(
+                        "audit checkpoint {} is not signed by a member of the roster",
+                        cp.seq
+                    )));
+                }
+                self.unmatched_checkpoints
+                    .insert(cp.seq, cp.head_hash.0.clone());
                 self.checkpoints.push(cp);
             }
             "audit" => {
@@ -302,6 +330,14 @@ impl Reading {
                 }
                 self.audit_head = (e.seq, entry_hash(&e));
                 self.audit_entries += 1;
+                if let Some(vouched) = self.unmatched_checkpoints.remove(&e.seq) {
+                    if vouched != self.audit_head.1 {
+                        return Err(invalid(format!(
+                            "the audit log differs from its signed checkpoint at entry {}",
+                            e.seq
+                        )));
+                    }
+                }
             }
             "trash" => {
                 let t: TrashRow = parse(name, v)?;
@@ -342,8 +378,13 @@ impl Reading {
                         env.record_id, r.seq
                     )));
                 }
+                if !self.seqs.insert(r.seq) {
+                    return Err(invalid(format!("change seq {} is used twice", r.seq)));
+                }
                 if name == "records" {
-                    if be_u64(name, k)? != r.seq || !self.record_ids.insert(env.record_id) {
+                    if be_u64(name, k)? != r.seq
+                        || self.current.insert(env.record_id, env.version).is_some()
+                    {
                         return Err(invalid(format!(
                             "record {} is listed twice or under another seq",
                             env.record_id
@@ -353,10 +394,17 @@ impl Reading {
                 } else {
                     let mut key = env.record_id.as_bytes().to_vec();
                     key.extend_from_slice(&env.version.to_be_bytes());
-                    if k != key || !self.record_ids.contains(&env.record_id) {
+                    let newer = self
+                        .current
+                        .get(&env.record_id)
+                        .is_some_and(|v| env.version < *v);
+                    if k != key
+                        || !newer
+                        || !self.versions_seen.insert((env.record_id, env.version))
+                    {
                         return Err(invalid(format!(
-                            "a version of record {} does not belong to a current record",
-                            env.record_id
+                            "version {} of record {} is not an earlier version of a current record",
+                            env.version, env.record_id
                         )));
                     }
                     self.versions += 1;
@@ -451,6 +499,31 @@ impl Reading {
         if head != roster.head_seq {
             return Err(bad("the roster is incomplete".into()));
         }
+        // Checkpoints over pruned entries are dropped with them, so every one left must have
+        // met its entry.
+        if let Some(seq) = self.unmatched_checkpoints.keys().min() {
+            return Err(bad(format!(
+                "audit checkpoint {seq} names no entry of the log"
+            )));
+        }
+        if let Some(t) = self
+            .trash
+            .iter()
+            .find(|t| !self.current.contains_key(&t.record_id))
+        {
+            return Err(bad(format!(
+                "the trash lists record {}, which is not in the copy",
+                t.record_id
+            )));
+        }
+        let mut names = HashSet::new();
+        if let Some(a) = self
+            .accounts
+            .values()
+            .find(|a| !names.insert(a.username.as_str()))
+        {
+            return Err(bad(format!("two accounts are named {}", a.username)));
+        }
         let mut files: Vec<FileRow> = self.files.into_values().collect();
         files.sort_by_key(|f| f.file_id);
         Ok(Plan {
@@ -493,12 +566,15 @@ pub fn plan(input: &mut impl Read) -> Result<Plan, ImportError> {
         audit_key: None,
         audit_anchor: None,
         checkpoints: vec![],
+        unmatched_checkpoints: HashMap::new(),
         audit_head: (0, GENESIS_HASH),
         audit_entries: 0,
         trash: vec![],
         files: HashMap::new(),
         chunks_seen: HashSet::new(),
-        record_ids: HashSet::new(),
+        current: HashMap::new(),
+        seqs: HashSet::new(),
+        versions_seen: HashSet::new(),
         records: 0,
         versions: 0,
         accounts: BTreeMap::new(),
@@ -919,7 +995,7 @@ pub async fn import(
             "This server does not accept clinic imports.",
         ));
     }
-    let Ok(_one_at_a_time) = state.imports.try_lock() else {
+    let Ok(one_at_a_time) = state.imports.clone().try_lock_owned() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "import_in_progress",
@@ -950,7 +1026,18 @@ pub async fn import(
     }
     file.flush().await.map_err(write_failed)?;
     let file = file.into_std().await;
-    let imported = import_file(state.store.clone(), file, q.signer, signature, ip).await;
+    // In its own task, holding the lock: a browser that goes away mid-import must not leave a
+    // half-stored clinic behind (the task finishes or discards), nor let a second import start.
+    let store = state.store.clone();
+    let imported = tokio::spawn(async move {
+        let _one_at_a_time = one_at_a_time;
+        import_file(store, file, q.signer, signature, ip).await
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the import task failed");
+        ApiError::internal()
+    })?;
     match imported {
         Ok(summary) => Ok((StatusCode::CREATED, Json(summary))),
         Err(e) => {

@@ -1060,6 +1060,47 @@ fn an_export_imported_into_a_fresh_server_works_there_with_the_same_members_and_
         "{r:?}"
     );
 
+    // An audit entry edited (its hashes recomputed would break the next entry's link) and a
+    // member's role changed in the roster: refused as inconsistent.
+    let edited_log = forge(&export, |section, _, v| {
+        if section == "audit" {
+            let mut e: AuditEntry = serde_json::from_slice(v).unwrap();
+            if e.seq == 3 {
+                e.count += 1;
+                *v = serde_json::to_vec(&e).unwrap();
+            }
+        }
+    });
+    let r = import(&bc, &edited_log, &edited_log, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_export".into()),
+        "{r:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("audit log is broken at entry 3"),
+        "{r:?}"
+    );
+    let promoted = forge(&export, |section, _, v| {
+        if section == "members" {
+            let mut m: clinic_export::ExportedMember = serde_json::from_slice(v).unwrap();
+            if m.account_id == member.account_id {
+                m.role = Role::Owner;
+                *v = serde_json::to_vec(&m).unwrap();
+            }
+        }
+    });
+    let r = import(&bc, &promoted, &promoted, id, member);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_export".into()),
+        "{r:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("differ from the signed roster"),
+        "{r:?}"
+    );
+
     // The honest file, signed by the owner.
     let r = import(&bc, &export, &export, id, &t.owner);
     assert_eq!(r.status, 201, "{r:?}");

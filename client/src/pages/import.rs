@@ -114,7 +114,9 @@ pub fn ImportPage() -> impl IntoView {
             let outcome = run(&picked, &name, &recovery_key, &typed_key, &pw, step, report).await;
             step.try_set(None);
             match outcome {
-                Ok(summary) => {
+                Ok(mut summary) => {
+                    // The importer has just set their password; the list is for the others.
+                    summary.members_with_recovery.retain(|m| *m != name);
                     password.update(|p| p.zeroize());
                     confirm.update(|p| p.zeroize());
                     key.update(|k| k.zeroize());
@@ -284,7 +286,7 @@ fn Imported(done: RwSignal<Option<(ClinicImported, bool)>>) -> impl IntoView {
                             s.records, s.versions, s.files, s.audit_entries)}
                     </p>
                     {(!s.members_with_recovery.is_empty()).then(|| view! {
-                        <p>{format!("These members sign in with their recovery kit (\"Forgot password?\"): {}.",
+                        <p id="import-with-kit">{format!("The other members sign in with their own recovery kit (\"Forgot password?\" on the login page): {}.",
                             s.members_with_recovery.join(", "))}</p>
                     })}
                     {(!s.members_without_recovery.is_empty()).then(|| view! {
