@@ -2847,7 +2847,19 @@ mod tests {
             let store = super::SledStore::open(dir.path()).unwrap();
             super::super::suite::seed_for_reopen(&store).await
         };
-        let store = super::SledStore::open(dir.path()).unwrap();
+        // sled's background flusher can hold the directory lock for a moment after the last
+        // handle is dropped (seen under load): wait for it, as a restarted server would.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match super::SledStore::open(dir.path()) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
         super::super::suite::check_after_reopen(&store, clinic).await;
     }
 }
