@@ -495,6 +495,69 @@ pub async fn export(clinic_id: Uuid) -> ApiResult<Response> {
     send(Request::get(&format!("/api/clinics/{clinic_id}/export")).build()).await
 }
 
+/// Uploads a clinic's export to this server (`POST /api/clinics/import`), signed by an owner.
+/// Through `XMLHttpRequest` because `fetch` cannot report upload progress; `progress(sent,
+/// total)` in bytes. The browser streams the file from disk.
+pub async fn import_clinic(
+    file: &web_sys::File,
+    signer: Uuid,
+    signature: &[u8],
+    progress: impl FnMut(u64, u64) + 'static,
+) -> ApiResult<optovault_shared::wire::ClinicImported> {
+    use base64::Engine;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let fail = || network(gloo_net::Error::GlooError("upload".into()));
+    let xhr = web_sys::XmlHttpRequest::new().map_err(|_| fail())?;
+    let signature = base64::engine::general_purpose::STANDARD.encode(signature);
+    let url = format!(
+        "/api/clinics/import?signer={signer}&signature={}",
+        String::from(js_sys::encode_uri_component(&signature))
+    );
+    xhr.open("POST", &url).map_err(|_| fail())?;
+    xhr.set_request_header("content-type", "application/octet-stream")
+        .map_err(|_| fail())?;
+    let mut progress = progress;
+    let on_progress =
+        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            progress(e.loaded() as u64, e.total() as u64)
+        });
+    let upload = xhr.upload().map_err(|_| fail())?;
+    upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    let finished = js_sys::Promise::new(&mut |resolve, reject| {
+        xhr.set_onload(Some(&resolve));
+        xhr.set_onerror(Some(&reject));
+        xhr.set_onabort(Some(&reject));
+    });
+    xhr.send_with_opt_blob(Some(file)).map_err(|_| fail())?;
+    let outcome = wasm_bindgen_futures::JsFuture::from(finished).await;
+    upload.set_onprogress(None);
+    drop(on_progress);
+    outcome.map_err(|_| fail())?;
+    let status = xhr.status().unwrap_or(0);
+    let text = xhr.response_text().ok().flatten().unwrap_or_default();
+    if (200..300).contains(&status) {
+        return serde_json::from_str(&text).map_err(|_| {
+            ApiError::local(
+                "bad_response",
+                "The server sent an answer this page cannot read.",
+            )
+        });
+    }
+    Err(match serde_json::from_str::<ApiErrorBody>(&text) {
+        Ok(body) => ApiError {
+            status,
+            code: body.code,
+            message: body.message,
+        },
+        Err(_) => ApiError {
+            status,
+            code: format!("http_{status}"),
+            message: format!("The server answered {status}."),
+        },
+    })
+}
+
 /// Logs (durably) that this browser is about to print or download a document made from a chart.
 pub async fn document_generated(
     clinic_id: Uuid,

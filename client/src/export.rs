@@ -504,6 +504,83 @@ pub async fn check_file(
     Ok(check.finish())
 }
 
+/// What an import needs from a copy before anything leaves the browser.
+pub struct ImportTicket {
+    pub clinic_id: Uuid,
+    /// The content SHA-256 from the header (what the owner signs), checked against the content.
+    pub content_sha256: [u8; 32],
+    /// The importing member's account in the copy, with their sealed recovery kit.
+    pub account: ExportedAccount,
+}
+
+/// Reads a copy through, checking every block and the content checksum, for its clinic and the
+/// account of `username` (which must hold a recovery kit: it is how the keys are unsealed).
+pub async fn find_importer(
+    file: &web_sys::File,
+    username: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ImportTicket, String> {
+    let size = file.size() as u64;
+    let head = read_slice(file, 0, HEADER_BYTES as u64).await?;
+    let header: Header = parse_header(&head).map_err(|e| e.to_string())?;
+    if header.kind != KIND_CLINIC {
+        return Err(format!(
+            "this file is a {}, not a clinic's export",
+            header.kind
+        ));
+    }
+    let content_sha256 = header
+        .content_digest()
+        .ok_or("the file's header is damaged")?;
+    let mut checker = ArchiveChecker::new(header);
+    let (mut section, mut clinic_id, mut account) = (String::new(), None, None);
+    let mut sink = |item: Item<'_>| -> Result<(), ArchiveError> {
+        match item {
+            Item::Tree(t) => section = t.to_string(),
+            Item::Row(_, v) if section == "clinic" => {
+                let c: ExportedClinic = parse("clinic", v).map_err(ArchiveError::Store)?;
+                clinic_id = Some(c.clinic_id);
+            }
+            Item::Row(_, v) if section == "accounts" => {
+                let a: ExportedAccount = parse("account", v).map_err(ArchiveError::Store)?;
+                if a.username == username {
+                    account = Some(a);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    };
+    let mut at = HEADER_BYTES as u64;
+    while at < size {
+        let head = read_slice(file, at, BLOCK_HEAD as u64).await?;
+        let len = checker
+            .next_block_len(&head, head.len())
+            .map_err(|e| e.to_string())?;
+        let packed = read_slice(file, at + BLOCK_HEAD as u64, u64::from(len)).await?;
+        checker
+            .block(&head, &packed, unzstd, &mut sink)
+            .map_err(|e| e.to_string())?;
+        at = checker.offset();
+        progress(at, size);
+        crate::util::sleep(0).await;
+    }
+    checker.finish().map_err(|e| e.to_string())?;
+    let clinic_id = clinic_id.ok_or("the copy has no clinic in it")?;
+    let account = account.ok_or_else(|| format!("{username} is not a member in this copy"))?;
+    if account.recovery.is_none() {
+        return Err(format!(
+            "{username} had no recovery kit when this copy was made, so the keys cannot be \
+             opened here; an owner with a recovery kit must import it"
+        ));
+    }
+    Ok(ImportTicket {
+        clinic_id,
+        content_sha256,
+        account,
+    })
+}
+
 /// Downloads the clinic's export to a file, streamed (the browser keeps the parts; nothing is
 /// decrypted). `progress(done, total)` in bytes. Returns the size.
 pub async fn download(

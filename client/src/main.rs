@@ -30,6 +30,7 @@ use pages::audit::AuditPage;
 use pages::backup::BackupPage;
 use pages::calendar::CalendarPage;
 use pages::clinics::ClinicsPage;
+use pages::import::ImportPage;
 use pages::invite::InvitePage;
 use pages::login::LoginPage;
 use pages::members::MembersPage;
@@ -58,6 +59,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage />
                     <Route path=path!("/register") view=RegisterPage />
                     <Route path=path!("/recover") view=RecoverPage />
+                    <Route path=path!("/import") view=ImportPage />
                     <Route path=path!("/clinics") view=ClinicsPage />
                     <Route path=path!("/clinics/:clinic_id/patients") view=PatientsPage />
                     // `new` or a patient's record id.

@@ -83,6 +83,9 @@ pub struct Config {
     /// given more than once; the same retention applies there.
     #[arg(long, env = "OPTOVAULT_BACKUP_COPY_TO", value_delimiter = ',')]
     pub backup_copy_to: Vec<PathBuf>,
+    /// The largest clinic export `POST /api/clinics/import` accepts, in MiB (0: no imports).
+    #[arg(long, env = "OPTOVAULT_IMPORT_MAX_MIB", default_value_t = 16 * 1024)]
+    pub import_max_mib: u64,
 }
 
 /// A PostgreSQL URL; its `Debug` leaves out everything but the scheme (the URL may hold a

@@ -16,6 +16,7 @@ pub mod error;
 pub mod export;
 pub mod files;
 pub mod http;
+pub mod import;
 pub mod invitations;
 pub mod members;
 pub mod mfa;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub session_idle_secs: i64,
     /// The address people open in the browser; its host is the passkeys' relying party ID.
     pub public_url: String,
+    /// The largest clinic export an import accepts (0: imports are refused).
+    pub import_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             session_ttl_secs: 12 * 3600,
             session_idle_secs: 15 * 60,
             public_url: "http://localhost:8080".into(),
+            import_max_bytes: 16 << 30,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct AppState {
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// The backup job's last outcome (health endpoint, owners' checklist).
     pub backups: backup::schedule::SharedBackupStatus,
+    /// Held by the import that is running: one at a time.
+    pub imports: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why the server could not start.
@@ -103,6 +109,7 @@ impl AppState {
             settings: Arc::new(settings),
             webauthn: Arc::new(webauthn),
             backups: Default::default(),
+            imports: Default::default(),
         })
     }
 }
@@ -149,6 +156,7 @@ pub fn app(state: AppState, static_dir: Option<&std::path::Path>) -> Router {
         .merge(files::router())
         .merge(audit::router())
         .merge(export::router())
+        .merge(import::router())
         .merge(members::router())
         .merge(invitations::router())
         .merge(charts::router())

@@ -324,6 +324,7 @@ fn settings(config: &Config) -> Settings {
         session_ttl_secs: i64::from(config.session_hours.max(1)) * 3600,
         session_idle_secs: i64::from(config.session_idle_minutes.max(1)) * 60,
         public_url: config.public_url.clone(),
+        import_max_bytes: config.import_max_mib.saturating_mul(1 << 20),
     }
 }
 

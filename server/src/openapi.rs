@@ -31,6 +31,7 @@ use utoipa::OpenApi;
         crate::records::change_headers,
         crate::audit::list,
         crate::export::export,
+        crate::import::import,
         crate::audit::report,
         crate::audit::document_generated,
         crate::audit::audit_key,

@@ -203,6 +203,9 @@ pub async fn login_start(
     }
     let account = state.store.account_by_username(&username).await?;
     let password_file = match &account {
+        // An imported account has no password until its recovery kit sets one: it fails like
+        // an unknown username.
+        Some(a) if a.password_file.is_empty() => None,
         Some(a) => Some(
             ServerRegistration::<Suite>::deserialize(&a.password_file)
                 .map_err(|_| crate::store::StoreError::Corrupt("accounts"))?,

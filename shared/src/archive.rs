@@ -75,6 +75,19 @@ impl Header {
     pub fn tree(&self, name: &str) -> Option<&TreeCount> {
         self.trees.iter().find(|t| t.name == name)
     }
+    /// [`content_sha256`](Self::content_sha256) as bytes (`None` if it is not 64 hex digits).
+    pub fn content_digest(&self) -> Option<[u8; 32]> {
+        let h = self.content_sha256.as_bytes();
+        if h.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in h.chunks(2).enumerate() {
+            let digit = |c: u8| (c as char).to_digit(16);
+            out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+        Some(out)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -597,6 +610,15 @@ mod tests {
             text.starts_with("optovault-backup v1\n{\"format\":1"),
             "{text}"
         );
+        let digest = h.content_digest().unwrap();
+        assert_eq!(hex(&digest), h.content_sha256);
+        assert_eq!(
+            digest,
+            <[u8; 32]>::from(Sha256::digest(&bytes[HEADER_BYTES..]))
+        );
+        let mut bad = h.clone();
+        bad.content_sha256.replace_range(..1, "g");
+        assert_eq!(bad.content_digest(), None);
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! the types below (or of wire types); `file_chunks` values are the chunk ciphertext. Keys order
 //! the rows: big-endian seq, or ids.
 //!
-//! Left out on purpose: accounts' OPAQUE password files, TOTP secrets, passkeys, sessions and
-//! recovery data (the server's secrets about each member, which an owner must not carry away),
-//! and pending invitations.
+//! Left out on purpose: accounts' OPAQUE password files (bound to this server's OPRF key, and
+//! an offline guessing target for whoever holds them), TOTP secrets, passkeys, sessions and
+//! pending invitations. Each current member's recovery kit *is* in (the private keys sealed under
+//! the member's 256-bit recovery key, and the SHA-256 of its verifier): useless without that
+//! key, and what lets the member sign in again on a server the export is imported into
+//! (`POST /api/clinics/import`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -71,6 +74,29 @@ pub struct ExportedAccount {
     pub account_id: Uuid,
     pub username: String,
     pub public_keys: PublicKeys,
+    /// The recovery kit of a current member who has one (see the module comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<ExportedRecovery>,
+}
+
+/// A member's recovery kit as the server stores it: nothing here opens without the key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedRecovery {
+    /// The member's private keys sealed under the recovery key (`RecoveryKey::seal_bundle`).
+    pub sealed_key_bundle: SealedBlob,
+    /// SHA-256 of the recovery verifier (32 bytes).
+    pub verifier_hash: crate::B64,
+    pub created_at: UnixTime,
+}
+
+/// What an owner signs (Ed25519, the key in the clinic's roster) to import an export into a
+/// server: the clinic and the exact file, by the SHA-256 of its content (from its header).
+pub fn import_signing_input(clinic_id: &Uuid, content_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"optovault/v1/clinic-import\0".to_vec();
+    m.extend_from_slice(clinic_id.as_bytes());
+    m.extend_from_slice(content_sha256);
+    m
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -973,3 +973,25 @@ wire! {
         pub detail: Option<ReportedDetail>,
     }
 }
+
+// ---- moving a clinic to another server ---------------------------------------------------------
+
+wire! {
+    /// What `POST /api/clinics/import` made of a clinic's export.
+    pub struct ClinicImported {
+        pub clinic_id: Uuid,
+        /// Current records and earlier versions, as in the export.
+        pub records: u64,
+        pub versions: u64,
+        pub files: u64,
+        pub audit_entries: u64,
+        /// Accounts created on this server (members, and former members or authors whose public
+        /// keys the records need); accounts already here with the same keys are reused.
+        pub accounts_created: u32,
+        /// Members who can sign in here with their recovery kit (then choose a password).
+        pub members_with_recovery: Vec<String>,
+        /// Members without a recovery kit: they cannot sign in here; an owner removes them and
+        /// invites them again.
+        pub members_without_recovery: Vec<String>,
+    }
+}

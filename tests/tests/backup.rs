@@ -68,6 +68,8 @@ struct Clinic1 {
     records: Vec<Uuid>,
     file_id: Uuid,
     chunk_count: u32,
+    /// The optometrist (none in `populated_with`).
+    member: Option<Session>,
 }
 
 /// A clinic with a second member, patients (some updated twice), a deleted record, an encrypted
@@ -158,6 +160,7 @@ fn populated() -> Clinic1 {
         records,
         file_id: req.file_id,
         chunk_count: 3,
+        member: Some(ms),
     }
 }
 
@@ -620,6 +623,7 @@ fn populated_with(opts: ServerOptions) -> Clinic1 {
     Clinic1 {
         server,
         c,
+        member: None,
         owner,
         owner_name,
         password,
@@ -834,4 +838,341 @@ fn an_owner_exports_the_clinic_as_stored_and_nothing_of_anyone_else() {
     stranger.signup(&unique_username("stranger"), &strong_password());
     let raw = stranger.get(&format!("/api/clinics/{id}/export"));
     assert!(matches!(raw.status, 403 | 404), "{raw:?}");
+}
+
+// ---- moving a clinic to another server -------------------------------------------------------
+
+/// The owner's recovery kit (what the browser's account page stores).
+fn recovery_kit(c: &Client, me: &Session) -> optovault_shared::crypto::RecoveryKey {
+    let key = optovault_shared::crypto::RecoveryKey::generate();
+    let r = c.put(
+        "/api/account/recovery",
+        &RecoverySetup {
+            sealed_key_bundle: key.seal_bundle(&me.keys, &me.username),
+            verifier_hash: optovault_shared::B64(key.verifier_hash(&me.username).to_vec()),
+        },
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    key
+}
+
+/// "Forgot password" with the recovery kit, as the browser runs it; returns the finish answer.
+fn reset_with_kit(
+    c: &Client,
+    username: &str,
+    key: &optovault_shared::crypto::RecoveryKey,
+    new_password: &str,
+) -> Raw {
+    use optovault_shared::crypto;
+    let (state, req) = crypto::registration_start(new_password).unwrap();
+    let start: RecoveryStartResponse = c
+        .post(
+            "/api/account/recovery/start",
+            &RecoveryStartRequest {
+                username: username.into(),
+                registration_request: optovault_shared::B64(req),
+            },
+        )
+        .parse();
+    let keys = key
+        .open_bundle(&start.recovery_bundle, username, &start.public_keys)
+        .unwrap();
+    let (upload, export) = crypto::registration_finish(
+        state,
+        new_password,
+        username,
+        start.registration_response.as_slice(),
+    )
+    .unwrap();
+    c.post(
+        "/api/account/recovery/finish",
+        &RecoveryFinishRequest {
+            username: username.into(),
+            verifier: optovault_shared::B64(key.verifier(username).to_vec()),
+            code: None,
+            recovery_code: None,
+            registration_upload: optovault_shared::B64(upload),
+            sealed_key_bundle: crypto::seal_key_bundle(&keys, &export, username),
+        },
+    )
+}
+
+/// `POST /api/clinics/import` with a signature by `signer` over `file`'s checksum (as read from
+/// `signed`'s header, to sign one file and send another).
+fn import(c: &Client, file: &[u8], signed: &[u8], clinic_id: Uuid, signer: &Session) -> Raw {
+    use base64::Engine;
+    let digest = archive::parse_header(signed)
+        .unwrap()
+        .content_digest()
+        .unwrap();
+    let sig = signer
+        .keys
+        .sign(&clinic_export::import_signing_input(&clinic_id, &digest));
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(sig)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    c.post_raw(
+        &format!(
+            "/api/clinics/import?signer={}&signature={sig}",
+            signer.account_id
+        ),
+        file.to_vec(),
+        "application/octet-stream",
+    )
+}
+
+/// Rewrites an export row by row through `edit` with fresh, valid checksums: what someone
+/// with the file but no keys can make.
+fn forge(bytes: &[u8], mut edit: impl FnMut(&str, &mut Vec<u8>, &mut Vec<u8>)) -> Vec<u8> {
+    let compress = |raw: &[u8]| -> std::io::Result<Vec<u8>> {
+        Ok(ruzstd::encoding::compress_to_vec(
+            raw,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ))
+    };
+    let mut w = archive::ArchiveWriter::new(
+        std::io::Cursor::new(Vec::new()),
+        compress,
+        "zstd",
+        archive::KIND_CLINIC,
+    )
+    .unwrap();
+    let mut section = String::new();
+    archive::read_archive(
+        &mut std::io::Cursor::new(bytes),
+        unzstd,
+        |item| {
+            match item {
+                archive::Item::Tree(t) => {
+                    section = t.to_string();
+                    w.begin_tree(t)?;
+                }
+                archive::Item::Row(k, v) => {
+                    let (mut k, mut v) = (k.to_vec(), v.to_vec());
+                    edit(&section, &mut k, &mut v);
+                    w.row(&k, &v)?;
+                }
+                archive::Item::BlockEnd => {}
+            }
+            Ok(())
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    w.finish(0, "forger").unwrap().1.into_inner()
+}
+
+fn error_code(raw: &Raw) -> String {
+    serde_json::from_slice::<serde_json::Value>(&raw.body).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_export_imported_into_a_fresh_server_works_there_with_the_same_members_and_keys() {
+    let t = populated();
+    let id = t.clinic.id;
+    let member = t.member.as_ref().unwrap();
+    let owner_kit = recovery_kit(&t.c, &t.owner);
+    let first = answers(&t.c, &t);
+    let raw = t.c.get(&format!("/api/clinics/{id}/export"));
+    assert_eq!(raw.status, 200, "{raw:?}");
+    let export = raw.body.to_vec();
+    let (_, sections) = read_export(&export);
+    let exported_log = rows_of(&sections, "audit").len() as u64;
+    let log_before: Vec<AuditEntry> = audit(&t.c, id)
+        .into_iter()
+        .filter(|e| e.seq <= exported_log)
+        .collect();
+    // The owner's recovery kit travels (sealed); the optometrist has none.
+    let accounts: Vec<clinic_export::ExportedAccount> = rows_of(&sections, "accounts")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.1).unwrap())
+        .collect();
+    let mine = accounts
+        .iter()
+        .find(|a| a.account_id == t.owner.account_id)
+        .unwrap();
+    assert!(mine.recovery.is_some());
+    assert!(accounts
+        .iter()
+        .all(|a| a.account_id == t.owner.account_id || a.recovery.is_none()));
+
+    let b = TestServer::start();
+    let bc = b.client();
+    // Refused, with nothing left behind: the file signed by a member who is not an owner, or
+    // signed for another file; a damaged file; a server backup; a forged record.
+    let r = import(&bc, &export, &export, id, member);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (403, "import_not_authorized".into()),
+        "{r:?}"
+    );
+    let other = forge(&export, |_, _, _| {});
+    let r = import(&bc, &export, &other, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (403, "import_not_authorized".into()),
+        "{r:?}"
+    );
+    let mut damaged = export.clone();
+    let n = damaged.len();
+    damaged[n - 100] ^= 0x40;
+    let r = import(&bc, &damaged, &export, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_archive".into()),
+        "{r:?}"
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("byte "), "{r:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let server_backup = dir.path().join("server.ovbk");
+    assert!(backup(&t.server.data_dir, &server_backup).status.success());
+    let server_backup = fs::read(&server_backup).unwrap();
+    let r = import(&bc, &server_backup, &server_backup, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "not_a_clinic_export".into()),
+        "{r:?}"
+    );
+    let forged = forge(&export, |section, _, v| {
+        if section == "records" && v.windows(8).any(|w| w == b"\"author\"") {
+            let mut r: StoredRecord = serde_json::from_slice(v).unwrap();
+            if r.envelope.record_id == t.records[5] {
+                let mut ct = r.envelope.ciphertext.0.clone();
+                ct[0] ^= 1;
+                r.envelope.ciphertext = optovault_shared::B64(ct);
+                *v = serde_json::to_vec(&r).unwrap();
+            }
+        }
+    });
+    let r = import(&bc, &forged, &forged, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_export".into()),
+        "{r:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("signature does not verify"),
+        "{r:?}"
+    );
+
+    // An audit entry edited (its hashes recomputed would break the next entry's link) and a
+    // member's role changed in the roster: refused as inconsistent.
+    let edited_log = forge(&export, |section, _, v| {
+        if section == "audit" {
+            let mut e: AuditEntry = serde_json::from_slice(v).unwrap();
+            if e.seq == 3 {
+                e.count += 1;
+                *v = serde_json::to_vec(&e).unwrap();
+            }
+        }
+    });
+    let r = import(&bc, &edited_log, &edited_log, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_export".into()),
+        "{r:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("audit log is broken at entry 3"),
+        "{r:?}"
+    );
+    let promoted = forge(&export, |section, _, v| {
+        if section == "members" {
+            let mut m: clinic_export::ExportedMember = serde_json::from_slice(v).unwrap();
+            if m.account_id == member.account_id {
+                m.role = Role::Owner;
+                *v = serde_json::to_vec(&m).unwrap();
+            }
+        }
+    });
+    let r = import(&bc, &promoted, &promoted, id, member);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "invalid_export".into()),
+        "{r:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("differ from the signed roster"),
+        "{r:?}"
+    );
+
+    // The honest file, signed by the owner.
+    let r = import(&bc, &export, &export, id, &t.owner);
+    assert_eq!(r.status, 201, "{r:?}");
+    let done: ClinicImported = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(done.clinic_id, id);
+    assert_eq!((done.records, done.versions, done.files), (30, 21, 1));
+    assert_eq!(done.audit_entries, exported_log);
+    assert_eq!(done.accounts_created, 2);
+    assert_eq!(done.members_with_recovery, vec![t.owner_name.clone()]);
+    assert_eq!(done.members_without_recovery, vec![member.username.clone()]);
+    let r = import(&bc, &export, &export, id, &t.owner);
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (409, "clinic_exists".into()),
+        "{r:?}"
+    );
+
+    // No password yet: signing in fails like a wrong password, until the recovery kit sets one.
+    assert!(bc.login(&t.owner_name, &t.password).is_err());
+    assert!(bc.login(&member.username, "anything at all 123").is_err());
+    let new_password = strong_password();
+    let r = reset_with_kit(&bc, &t.owner_name, &owner_kit, &new_password);
+    assert_eq!(r.status, 204, "{r:?}");
+    let owner_b = bc.login(&t.owner_name, &new_password).unwrap();
+    assert_eq!(owner_b.account_id, t.owner.account_id);
+    assert_eq!(owner_b.keys.public_keys(), t.owner.keys.public_keys());
+
+    // The clinic answers as it did on the first server: records, versions, history, roster,
+    // members' keys, charts, policy, audit key and the file, byte for byte. Only what is not
+    // carried differs: pending invitations, and the account's own second factors and kit.
+    let again = answers(&bc, &t);
+    let not_carried = [
+        format!("/api/clinics/{id}/invitations"),
+        format!("/api/clinics/{id}/members"),
+        "/api/clinics".to_string(),
+        "/api/account/mfa".to_string(),
+        "/api/account/recovery".to_string(),
+    ];
+    assert_eq!(first.len(), again.len());
+    for ((p, s1, b1), (_, s2, b2)) in first.iter().zip(&again) {
+        assert_eq!(s1, s2, "{p}: status");
+        if !not_carried.contains(p) {
+            assert!(b1 == b2, "{p}: the new server answers differently");
+        }
+    }
+    let members: serde_json::Value = serde_json::from_slice(&again[6].2).unwrap();
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+    // The audit chain goes on: every exported entry, then the import, chained to them.
+    let log = audit(&bc, id);
+    assert_eq!(log[..log_before.len()], log_before[..]);
+    let imported = &log[log_before.len()];
+    assert_eq!(imported.action, "clinic_imported");
+    assert_eq!(imported.actor, Some(t.owner.account_id));
+    assert_eq!(imported.prev_hash, log_before.last().unwrap().hash);
+    // The keys in the export open the patients there, and new writes follow the sequence.
+    let newest: StoredRecord = bc
+        .get(&format!("/api/clinics/{id}/records/{}", t.records[0]))
+        .parse();
+    let view = bc.join_view(&owner_b, id);
+    assert_eq!(
+        open_patient(&owner_b, id, &view.keyring, &newest.envelope).unwrap(),
+        sample_patient(200)
+    );
+    let w = bc
+        .put_patient(&owner_b, &view, Uuid::new_v4(), 0, &sample_patient(777))
+        .unwrap();
+    let (feed, _, _) = t.c.all_changes(id, 0, 1000, 10).unwrap();
+    assert_eq!(w.seq, feed.iter().map(|r| r.seq).max().unwrap() + 1);
+    // The new server's database checks out from the outside, audit chains included.
+    drop(bc);
+    let mut b = b;
+    b.stop();
+    let o = cli(Some(&b.data_dir), &["verify-audit"]);
+    assert!(o.status.success(), "{}", text(&o));
 }

@@ -31,7 +31,7 @@ pub fn BackupPage() -> impl IntoView {
     .into_any()
 }
 
-fn mib(bytes: u64) -> String {
+pub fn mib(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
@@ -158,7 +158,7 @@ fn Backup(me: Arc<Unlocked>, clinic_id: Uuid) -> impl IntoView {
 }
 
 #[component]
-fn ReportView(report: ExportReport) -> impl IntoView {
+pub fn ReportView(report: ExportReport) -> impl IntoView {
     let ok = report.ok();
     let r = report;
     view! {

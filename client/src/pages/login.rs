@@ -120,6 +120,9 @@ pub fn LoginPage() -> impl IntoView {
                 <a id="forgot-password" href="/recover">"Forgot password?"</a>
                 " · No account yet? " <a href="/register">"Create one"</a>
             </p>
+            <p class="aside">
+                "Moving your clinic to this server? " <a id="import-link" href="/import">"Import its copy"</a>
+            </p>
         </main>
     }
 }

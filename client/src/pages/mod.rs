@@ -3,6 +3,7 @@ pub mod audit;
 pub mod backup;
 pub mod calendar;
 pub mod clinics;
+pub mod import;
 pub mod invite;
 pub mod login;
 pub mod members;

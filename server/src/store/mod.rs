@@ -797,4 +797,55 @@ pub trait Store: Send + Sync + 'static {
         now: UnixTime,
         event: EventDraft,
     ) -> StoreResult<FileRow>;
+
+    /// Stores bulk rows of a clinic being imported (`crate::import`). The clinic has no clinic
+    /// row, member rows, heads or account links until [`finish_import`](Self::finish_import), so
+    /// nothing can reach these rows before then. Conflict `clinic` if the clinic exists.
+    async fn import_rows(&self, clinic_id: Uuid, batch: ImportBatch) -> StoreResult<()>;
+    /// Makes an imported clinic exist, in one transaction: its clinic row, members and their
+    /// account links, roster and head, charts, audit key, anchor, checkpoints and head, trash,
+    /// files, record head, the accounts it names (created, or kept when the same id with the same
+    /// username and public keys is already here), and `event` chained after the imported log.
+    /// Conflicts, with nothing written: `clinic` (it exists), `username` (taken by another
+    /// account), `account` (the id exists with another username or other keys).
+    async fn finish_import(&self, import: ImportedClinic) -> StoreResult<()>;
+    /// Removes every row [`import_rows`](Self::import_rows) left for a clinic that does not
+    /// exist (an import that failed or was interrupted). Conflict `clinic` if the clinic exists.
+    async fn discard_import(&self, clinic_id: Uuid) -> StoreResult<()>;
+}
+
+/// Bulk rows of a clinic being imported, in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportBatch {
+    /// Audit entries as exported: numbered and chained already.
+    Events(Vec<AuditEntry>),
+    /// Current versions (with the record index).
+    Records(Vec<RecordRow>),
+    /// Replaced versions (history).
+    Versions(Vec<RecordRow>),
+    /// File chunks: file id, index, ciphertext.
+    Chunks(Vec<(Uuid, u32, Vec<u8>)>),
+}
+
+/// The rest of an imported clinic, written at once by [`Store::finish_import`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedClinic {
+    pub clinic: ClinicRow,
+    pub members: Vec<MemberRow>,
+    pub accounts: Vec<AccountRow>,
+    pub roster: Vec<RosterRow>,
+    pub charts: Vec<ChartRow>,
+    pub audit_key: Option<AuditKeySetup>,
+    /// Seq and hash of the last entry pruned before the export, if any.
+    pub audit_anchor: Option<(u64, [u8; 32])>,
+    pub checkpoints: Vec<AuditCheckpoint>,
+    /// Records whose latest version is a tombstone, with when.
+    pub trash: Vec<(Uuid, UnixTime)>,
+    pub files: Vec<FileRow>,
+    /// The last change sequence number.
+    pub record_head: u64,
+    /// Seq and hash of the last imported audit entry.
+    pub audit_head: (u64, [u8; 32]),
+    /// Appended to the clinic's log, after the imported entries.
+    pub event: EventDraft,
 }

@@ -745,6 +745,49 @@ fn file_conflict<T>(what: &str) -> R<T> {
     Err(StoreError::Conflict(what.to_string()).into())
 }
 
+/// Whether the clinic row exists.
+async fn clinic_exists(c: &mut PgConnection, clinic_id: Uuid) -> R<bool> {
+    let row = sqlx::query("SELECT 1 FROM clinics WHERE clinic_id = $1")
+        .bind(clinic_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Inserts imported record rows into `feed` or `versions` (the same columns), as they are.
+async fn insert_record_rows(
+    c: &mut PgConnection,
+    clinic_id: Uuid,
+    table: &'static str,
+    rows: &[RecordRow],
+) -> R<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (clinic_id, record_id, seq, chart_id, version, updated_at, \
+         compartment, envelope) \
+         SELECT $1, r, s, ch, v, u, co, e FROM UNNEST($2::uuid[], $3::bigint[], $4::uuid[], \
+         $5::bigint[], $6::bigint[], $7::smallint[], $8::bytea[]) AS t(r, s, ch, v, u, co, e)"
+    ))
+    .bind(clinic_id)
+    .bind(rows.iter().map(|r| r.record_id).collect::<Vec<Uuid>>())
+    .bind(rows.iter().map(|r| i(r.seq)).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|r| r.chart_id).collect::<Vec<Uuid>>())
+    .bind(rows.iter().map(|r| i(r.version)).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<i64>>())
+    .bind(
+        rows.iter()
+            .map(|r| i16::from(r.compartment.code()))
+            .collect::<Vec<i16>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.envelope.as_slice())
+            .collect::<Vec<&[u8]>>(),
+    )
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 impl PgStore {
     /// Connects, runs the schema migrations (refusing a database whose schema is newer than this
     /// binary), and returns the store.
@@ -2497,6 +2540,241 @@ impl Store for PgStore {
             R::Ok(f)
         })
     }
+
+    async fn import_rows(&self, clinic_id: Uuid, batch: ImportBatch) -> StoreResult<()> {
+        tx!(self, |c| async {
+            // The clinic's head row serialises the import's steps with each other (and with a
+            // `finish_import` through another process): once the clinic exists, no more rows.
+            lock_heads(c, clinic_id).await?;
+            if clinic_exists(c, clinic_id).await? {
+                return Err(StoreError::Conflict("clinic".into()).into());
+            }
+            match &batch {
+                ImportBatch::Events(entries) => {
+                    let seqs: Vec<i64> = entries.iter().map(|e| i(e.seq)).collect();
+                    let ats: Vec<i64> = entries.iter().map(|e| e.at).collect();
+                    let values: Vec<Vec<u8>> = entries.iter().map(to_json).collect();
+                    sqlx::query(
+                        "INSERT INTO events (clinic_id, seq, at, value) \
+                         SELECT $1, s, a, v FROM UNNEST($2::bigint[], $3::bigint[], $4::bytea[]) \
+                         AS t(s, a, v)",
+                    )
+                    .bind(clinic_id)
+                    .bind(&seqs)
+                    .bind(&ats)
+                    .bind(&values)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                ImportBatch::Records(rows) => {
+                    insert_record_rows(c, clinic_id, "feed", rows).await?;
+                    sqlx::query(
+                        "INSERT INTO records (clinic_id, record_id, seq, version) \
+                         SELECT $1, r, s, v FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) \
+                         AS t(r, s, v)",
+                    )
+                    .bind(clinic_id)
+                    .bind(rows.iter().map(|r| r.record_id).collect::<Vec<Uuid>>())
+                    .bind(rows.iter().map(|r| i(r.seq)).collect::<Vec<i64>>())
+                    .bind(rows.iter().map(|r| i(r.version)).collect::<Vec<i64>>())
+                    .execute(&mut *c)
+                    .await?;
+                }
+                ImportBatch::Versions(rows) => {
+                    insert_record_rows(c, clinic_id, "versions", rows).await?;
+                }
+                ImportBatch::Chunks(chunks) => {
+                    let files: Vec<Uuid> = chunks.iter().map(|(f, _, _)| *f).collect();
+                    let idx: Vec<i64> = chunks.iter().map(|(_, n, _)| i64::from(*n)).collect();
+                    let lens: Vec<i64> = chunks.iter().map(|(_, _, b)| b.len() as i64).collect();
+                    let bytes: Vec<&[u8]> = chunks.iter().map(|(_, _, b)| b.as_slice()).collect();
+                    sqlx::query(
+                        "INSERT INTO file_chunks (clinic_id, file_id, idx, bytes) \
+                         SELECT $1, f, n, b FROM UNNEST($2::uuid[], $3::bigint[], $4::bytea[]) \
+                         AS t(f, n, b)",
+                    )
+                    .bind(clinic_id)
+                    .bind(&files)
+                    .bind(&idx)
+                    .bind(&bytes)
+                    .execute(&mut *c)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO file_chunk_lens (clinic_id, file_id, idx, len) \
+                         SELECT $1, f, n, l FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) \
+                         AS t(f, n, l)",
+                    )
+                    .bind(clinic_id)
+                    .bind(&files)
+                    .bind(&idx)
+                    .bind(&lens)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            }
+            R::Ok(())
+        })
+    }
+
+    async fn finish_import(&self, import: ImportedClinic) -> StoreResult<()> {
+        let im = &import;
+        let c_id = im.clinic.clinic_id;
+        // Accounts in id order, so two imports naming the same new people take their rows in
+        // one order.
+        let mut accounts: Vec<&AccountRow> = im.accounts.iter().collect();
+        accounts.sort_by_key(|a| a.account_id);
+        tx!(self, |c| async {
+            // The clinic's head first (as `import_rows`), then the clinic row: a clinic that
+            // exists (or is being made by another transaction) is a conflict.
+            lock_heads(c, c_id).await?;
+            let n = sqlx::query(
+                "INSERT INTO clinics (clinic_id, value) VALUES ($1, $2) \
+                 ON CONFLICT (clinic_id) DO NOTHING",
+            )
+            .bind(c_id)
+            .bind(to_json(&im.clinic))
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict("clinic".into()).into());
+            }
+            for a in &accounts {
+                let here: Option<AccountRow> = get_json(
+                    c,
+                    "accounts",
+                    "SELECT value FROM accounts WHERE account_id = $1 FOR SHARE",
+                    |q| q.bind(a.account_id),
+                )
+                .await?;
+                match here {
+                    Some(here) => {
+                        if here.username != a.username || here.public_keys != a.public_keys {
+                            return Err(StoreError::Conflict("account".into()).into());
+                        }
+                    }
+                    None => {
+                        let n = sqlx::query(
+                            "INSERT INTO usernames (username, account_id) VALUES ($1, $2) \
+                             ON CONFLICT (username) DO NOTHING",
+                        )
+                        .bind(&a.username)
+                        .bind(a.account_id)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            return Err(StoreError::Conflict("username".into()).into());
+                        }
+                        sqlx::query("INSERT INTO accounts (account_id, value) VALUES ($1, $2)")
+                            .bind(a.account_id)
+                            .bind(to_json(*a))
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                }
+            }
+            for m in &im.members {
+                put_member(c, m).await?;
+                put_account_clinic(c, m.account_id, c_id, &m.role).await?;
+            }
+            let mut head = lock_roster_head(c, c_id).await?;
+            for r in &im.roster {
+                append_roster(c, c_id, head, r).await?;
+                head = r.seq;
+            }
+            for ch in &im.charts {
+                put_chart(c, c_id, ch).await?;
+            }
+            if let Some(k) = &im.audit_key {
+                sqlx::query("INSERT INTO audit_keys (clinic_id, value) VALUES ($1, $2)")
+                    .bind(c_id)
+                    .bind(to_json(k))
+                    .execute(&mut *c)
+                    .await?;
+            }
+            if let Some((seq, hash)) = im.audit_anchor {
+                sqlx::query("INSERT INTO audit_anchors (clinic_id, seq, hash) VALUES ($1, $2, $3)")
+                    .bind(c_id)
+                    .bind(i(seq))
+                    .bind(&hash[..])
+                    .execute(&mut *c)
+                    .await?;
+            }
+            for cp in &im.checkpoints {
+                sqlx::query(
+                    "INSERT INTO audit_checkpoints (clinic_id, seq, value) VALUES ($1, $2, $3)",
+                )
+                .bind(c_id)
+                .bind(i(cp.seq))
+                .bind(to_json(cp))
+                .execute(&mut *c)
+                .await?;
+            }
+            for (record_id, at) in &im.trash {
+                sqlx::query(
+                    "INSERT INTO trash (clinic_id, record_id, deleted_at) VALUES ($1, $2, $3)",
+                )
+                .bind(c_id)
+                .bind(record_id)
+                .bind(at)
+                .execute(&mut *c)
+                .await?;
+            }
+            for f in &im.files {
+                sqlx::query("INSERT INTO files (clinic_id, file_id, value) VALUES ($1, $2, $3)")
+                    .bind(c_id)
+                    .bind(f.file_id)
+                    .bind(to_json(f))
+                    .execute(&mut *c)
+                    .await?;
+            }
+            sqlx::query("UPDATE heads SET seq = $2 WHERE clinic_id = $1")
+                .bind(c_id)
+                .bind(i(im.record_head))
+                .execute(&mut *c)
+                .await?;
+            let (seq, hash) = im.audit_head;
+            if seq > 0 {
+                sqlx::query(
+                    "INSERT INTO event_heads (clinic_id, seq, hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (clinic_id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
+                )
+                .bind(c_id)
+                .bind(i(seq))
+                .bind(&hash[..])
+                .execute(&mut *c)
+                .await?;
+            }
+            append_events(c, std::slice::from_ref(&im.event)).await?;
+            R::Ok(())
+        })
+    }
+
+    async fn discard_import(&self, clinic_id: Uuid) -> StoreResult<()> {
+        tx!(self, |c| async {
+            lock_heads(c, clinic_id).await?;
+            if clinic_exists(c, clinic_id).await? {
+                return Err(StoreError::Conflict("clinic".into()).into());
+            }
+            for table in [
+                "events",
+                "records",
+                "feed",
+                "versions",
+                "file_chunks",
+                "file_chunk_lens",
+                // The head row `import_rows` created (at 0) for the clinic that never came.
+                "heads",
+            ] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE clinic_id = $1"))
+                    .bind(clinic_id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            R::Ok(())
+        })
+    }
 }
 
 /// A clinic's export: the same sections, keys and values as `SledStore::export_clinic` (the
@@ -2580,7 +2858,8 @@ mod export {
             })
             .collect::<Result<_, _>>()?;
         // Everyone whose public key a reader needs: members, authors, uploaders, actors.
-        let mut people: BTreeSet<Uuid> = members.iter().map(|m| m.account_id).collect();
+        let member_ids: BTreeSet<Uuid> = members.iter().map(|m| m.account_id).collect();
+        let mut people = member_ids.clone();
         people.insert(clinic.created_by);
         let profile = serde_json::from_slice(&clinic.profile)
             .map_err(|_| ArchiveError::Store("corrupt clinic profile".into()))?;
@@ -2806,10 +3085,21 @@ mod export {
             accounts.insert(a.account_id, a);
         }
         for (id, a) in accounts {
+            // Current members' recovery kits, as sled exports them: what lets them sign in
+            // again wherever the export is imported (useless without each member's own key).
+            let recovery =
+                a.recovery
+                    .filter(|_| member_ids.contains(&id))
+                    .map(|r| ExportedRecovery {
+                        sealed_key_bundle: r.sealed_key_bundle,
+                        verifier_hash: B64(r.verifier_hash.to_vec()),
+                        created_at: r.created_at,
+                    });
             let e = ExportedAccount {
                 account_id: a.account_id,
                 username: a.username,
                 public_keys: a.public_keys,
+                recovery,
             };
             sink(ArchiveItem::Row(id.as_bytes(), &to_json(&e)))?;
         }
@@ -2962,6 +3252,7 @@ mod tests {
         files_are_isolated_between_clinics,
         incomplete_files_are_swept,
         pruning_keeps_the_rest_of_the_log_verifiable,
+        importing_a_clinic_makes_it_exist_at_once,
     );
 
     /// The whole suite in sequence on one database, as sled runs it (tests sharing a store).
@@ -3115,7 +3406,15 @@ mod tests {
             totp: None,
             password_set_at: 1,
             must_change_password: false,
-            recovery: None,
+            // Exported with the member (the export carries current members' recovery kits).
+            recovery: Some(RecoveryRow {
+                sealed_key_bundle: SealedBlob {
+                    nonce: B64(vec![3; 12]),
+                    ciphertext: B64(vec![4; 80]),
+                },
+                verifier_hash: [5; 32],
+                created_at: 1,
+            }),
             mfa_recovery_hashes: vec![],
             passkeys: vec![],
             pending_passkey: None,
@@ -3272,6 +3571,14 @@ mod tests {
             .collect();
         assert_eq!(sections.len(), 14, "{sections:?}");
         assert!(from_sled.len() > 30, "the scenario fills the export");
+        let owner_row = from_sled
+            .iter()
+            .find(|r| r.0 == "accounts" && r.1 == owner.as_bytes())
+            .expect("the owner's account is exported");
+        assert!(
+            String::from_utf8_lossy(&owner_row.2).contains("\"recovery\""),
+            "the member's recovery kit travels"
+        );
         for (n, (p, s)) in from_pg.iter().zip(&from_sled).enumerate() {
             assert_eq!(
                 p,

@@ -399,6 +399,8 @@ delegate! {
             chart_id: Uuid,
             event: EventDraft,
         ) -> StoreResult<u32>;
+        async fn finish_import(&self, import: ImportedClinic) -> StoreResult<()>;
+        async fn discard_import(&self, clinic_id: Uuid) -> StoreResult<()>;
         async fn change_password(
             &self,
             account_id: Uuid,
@@ -464,6 +466,7 @@ delegate! {
     }
     // Reads, and writes that are not flushed (login attempts, throttling, session last-seen).
     other {
+        async fn import_rows(&self, clinic_id: Uuid, batch: ImportBatch) -> StoreResult<()>;
         async fn account(&self, account_id: Uuid) -> StoreResult<Option<AccountRow>>;
         async fn account_by_username(&self, username: &str) -> StoreResult<Option<AccountRow>>;
         async fn put_login_attempt(&self, attempt: LoginAttempt) -> StoreResult<()>;

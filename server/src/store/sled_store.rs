@@ -2058,8 +2058,9 @@ impl Store for SledStore {
             .unwrap_or(0);
         let members: Vec<MemberRow> = s.scan_json(&s.members, "members", c).map_err(store_err)?;
         // Everyone whose public key a reader needs: members, authors, uploaders, actors.
-        let mut people: std::collections::BTreeSet<Uuid> =
+        let member_ids: std::collections::BTreeSet<Uuid> =
             members.iter().map(|m| m.account_id).collect();
+        let mut people = member_ids.clone();
         people.insert(clinic.created_by);
 
         let profile = serde_json::from_slice(&clinic.profile)
@@ -2198,10 +2199,21 @@ impl Store for SledStore {
                 .get_json::<AccountRow>(&s.accounts, "accounts", id.as_bytes())
                 .map_err(store_err)?
             {
+                // Current members' recovery kits: what lets them sign in again wherever the
+                // export is imported (useless without each member's own recovery key).
+                let recovery =
+                    a.recovery
+                        .filter(|_| member_ids.contains(id))
+                        .map(|r| ExportedRecovery {
+                            sealed_key_bundle: r.sealed_key_bundle,
+                            verifier_hash: B64(r.verifier_hash.to_vec()),
+                            created_at: r.created_at,
+                        });
                 let exported = ExportedAccount {
                     account_id: a.account_id,
                     username: a.username,
                     public_keys: a.public_keys,
+                    recovery,
                 };
                 accounts.push(Ok((id.as_bytes().to_vec(), to_json(&exported))));
             }
@@ -2218,6 +2230,172 @@ impl Store for SledStore {
         s.copy_listed_chunks(paused, chunk_keys, &mut |k, v| {
             sink(ArchiveItem::Row(&k[16..], v))
         })
+    }
+
+    async fn import_rows(&self, clinic_id: Uuid, batch: ImportBatch) -> StoreResult<()> {
+        self.run_write(move |s| {
+            if s.clinics.contains_key(clinic_id.as_bytes())? {
+                return Err(StoreError::Conflict("clinic".into()));
+            }
+            let mut b = sled::Batch::default();
+            let tree = match &batch {
+                ImportBatch::Events(entries) => {
+                    for e in entries {
+                        b.insert(key2(&clinic_id, &e.seq.to_be_bytes()), to_json(e));
+                    }
+                    &s.events
+                }
+                ImportBatch::Records(rows) => {
+                    let mut index = sled::Batch::default();
+                    for r in rows {
+                        b.insert(key2(&clinic_id, &r.seq.to_be_bytes()), encode_feed_row(r));
+                        let idx = [r.seq.to_be_bytes(), r.version.to_be_bytes()].concat();
+                        index.insert(key2(&clinic_id, r.record_id.as_bytes()), idx);
+                    }
+                    s.records.apply_batch(index)?;
+                    &s.feed
+                }
+                ImportBatch::Versions(rows) => {
+                    for r in rows {
+                        let mut v = r.seq.to_be_bytes().to_vec();
+                        v.extend_from_slice(&encode_feed_row(r));
+                        b.insert(version_key(&clinic_id, &r.record_id, r.version), v);
+                    }
+                    &s.versions
+                }
+                ImportBatch::Chunks(chunks) => {
+                    let mut lens = sled::Batch::default();
+                    for (file_id, index, bytes) in chunks {
+                        let key = chunk_key(&clinic_id, file_id, *index);
+                        lens.insert(key.clone(), &(bytes.len() as u32).to_be_bytes());
+                        b.insert(key, bytes.as_slice());
+                    }
+                    s.file_chunk_lens.apply_batch(lens)?;
+                    &s.file_chunks
+                }
+            };
+            tree.apply_batch(b)?;
+            // Not flushed here: `finish_import` flushes once before the clinic exists.
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_import(&self, import: ImportedClinic) -> StoreResult<()> {
+        self.run_write(move |s| {
+            // Everything an import wrote so far must be on disk before the clinic row is.
+            s.durable()?;
+            let trees = [
+                &s.clinics,
+                &s.members,
+                &s.account_clinics,
+                &s.accounts,
+                &s.usernames,
+                &s.roster,
+                &s.roster_heads,
+                &s.charts,
+                &s.audit_keys,
+                &s.audit_anchors,
+                &s.audit_checkpoints,
+                &s.trash,
+                &s.files,
+                &s.heads,
+                &s.events,
+                &s.event_heads,
+            ];
+            let im = &import;
+            let c = im.clinic.clinic_id;
+            let r = trees.as_slice().transaction(|t| {
+                let [clinics, members, account_clinics, accounts, usernames, roster, roster_heads, charts, audit_keys, audit_anchors, checkpoints, trash, files, heads, events, event_heads] =
+                    &t[..]
+                else {
+                    unreachable!("sixteen trees")
+                };
+                if clinics.get(c.as_bytes())?.is_some() {
+                    return abort(StoreError::Conflict("clinic".into()));
+                }
+                for a in &im.accounts {
+                    let by_name = usernames.get(a.username.as_bytes())?;
+                    match accounts.get(a.account_id.as_bytes())? {
+                        Some(v) => {
+                            let here: AccountRow = from_json("accounts", &v)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            if here.username != a.username || here.public_keys != a.public_keys {
+                                return abort(StoreError::Conflict("account".into()));
+                            }
+                        }
+                        None => {
+                            if by_name.is_some() {
+                                return abort(StoreError::Conflict("username".into()));
+                            }
+                            usernames.insert(a.username.as_bytes(), a.account_id.as_bytes())?;
+                            accounts.insert(a.account_id.as_bytes(), to_json(a))?;
+                        }
+                    }
+                }
+                clinics.insert(c.as_bytes(), to_json(&im.clinic))?;
+                for m in &im.members {
+                    members.insert(key2(&c, m.account_id.as_bytes()), to_json(m))?;
+                    account_clinics.insert(key2(&m.account_id, c.as_bytes()), to_json(&m.role))?;
+                }
+                for r in &im.roster {
+                    append_roster_tx(roster, roster_heads, &c, r)?;
+                }
+                for ch in &im.charts {
+                    charts.insert(key2(&c, ch.chart_id.as_bytes()), to_json(ch))?;
+                }
+                if let Some(k) = &im.audit_key {
+                    audit_keys.insert(c.as_bytes(), to_json(k))?;
+                }
+                if let Some((seq, hash)) = im.audit_anchor {
+                    audit_anchors.insert(c.as_bytes(), [&seq.to_be_bytes()[..], &hash].concat())?;
+                }
+                for cp in &im.checkpoints {
+                    checkpoints.insert(key2(&c, &cp.seq.to_be_bytes()), to_json(cp))?;
+                }
+                for (record_id, at) in &im.trash {
+                    trash.insert(key2(&c, record_id.as_bytes()), &at.to_be_bytes())?;
+                }
+                for f in &im.files {
+                    files.insert(key2(&c, f.file_id.as_bytes()), to_json(f))?;
+                }
+                heads.insert(c.as_bytes(), &im.record_head.to_be_bytes())?;
+                let (seq, hash) = im.audit_head;
+                if seq > 0 {
+                    event_heads.insert(c.as_bytes(), [&seq.to_be_bytes()[..], &hash].concat())?;
+                }
+                append_event_tx(events, event_heads, &im.event)?;
+                Ok(())
+            });
+            tx_result(r)?;
+            s.durable()
+        })
+        .await
+    }
+
+    async fn discard_import(&self, clinic_id: Uuid) -> StoreResult<()> {
+        self.run_write_deleting_chunks(move |s| {
+            let c = clinic_id.as_bytes();
+            if s.clinics.contains_key(c)? {
+                return Err(StoreError::Conflict("clinic".into()));
+            }
+            for tree in [
+                &s.events,
+                &s.records,
+                &s.feed,
+                &s.versions,
+                &s.file_chunks,
+                &s.file_chunk_lens,
+            ] {
+                let mut b = sled::Batch::default();
+                for k in tree.scan_prefix(c).keys() {
+                    b.remove(k?);
+                }
+                tree.apply_batch(b)?;
+            }
+            s.durable()
+        })
+        .await
     }
 
     async fn append_event(&self, event: EventDraft, durable: bool) -> StoreResult<u64> {
@@ -2677,7 +2855,19 @@ mod tests {
             let store = super::SledStore::open(dir.path()).unwrap();
             super::super::suite::seed_for_reopen(&store).await
         };
-        let store = super::SledStore::open(dir.path()).unwrap();
+        // sled's background flusher can hold the directory lock for a moment after the last
+        // handle is dropped (seen under load): wait for it, as a restarted server would.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match super::SledStore::open(dir.path()) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
         super::super::suite::check_after_reopen(&store, clinic).await;
     }
 }

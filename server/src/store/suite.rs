@@ -158,6 +158,7 @@ pub async fn run_all(store: &dyn Store) {
     file_chunks_until_completion(store).await;
     file_completion_rechecks_the_guard(store).await;
     files_are_isolated_between_clinics(store).await;
+    importing_a_clinic_makes_it_exist_at_once(store).await;
     // Last among the file checks: it sweeps every stale incomplete upload in the store.
     incomplete_files_are_swept(store).await;
     // Last of all: it prunes every log in the store.
@@ -2121,4 +2122,234 @@ pub async fn concurrent_writes_through_two_handles(a: &dyn Store, b: &dyn Store)
     }
     let (_, head) = a.changes(clinic, 0, 0).await.unwrap();
     assert_eq!(head, 130);
+}
+
+fn chained_entries(clinic_id: Uuid, n: u64) -> Vec<AuditEntry> {
+    let mut prev = optovault_shared::audit::GENESIS_HASH;
+    (1..=n)
+        .map(|seq| {
+            let mut e = AuditEntry {
+                seq,
+                at: 1_600_000_000 + seq as i64,
+                actor: None,
+                clinic_id: Some(clinic_id),
+                action: "records_written".into(),
+                target: None,
+                count: 1,
+                outcome: "ok".into(),
+                ip: None,
+                detail: None,
+                prev_hash: B64(prev.to_vec()),
+                hash: B64(vec![]),
+            };
+            prev = optovault_shared::audit::entry_hash(&e);
+            e.hash = B64(prev.to_vec());
+            e
+        })
+        .collect()
+}
+
+fn import_of(clinic_id: Uuid, owner: &AccountRow, others: &[AccountRow]) -> ImportedClinic {
+    let log = chained_entries(clinic_id, 3);
+    let last = log.last().unwrap();
+    let mut accounts = vec![owner.clone()];
+    accounts.extend(others.iter().cloned());
+    ImportedClinic {
+        clinic: ClinicRow {
+            clinic_id,
+            created_at: 5,
+            created_by: owner.account_id,
+            profile: b"imported profile".to_vec(),
+            policy: Default::default(),
+        },
+        members: accounts
+            .iter()
+            .map(|a| member(clinic_id, a.account_id, Role::Owner, vec![]))
+            .collect(),
+        accounts,
+        roster: vec![roster_row(1, 1), roster_row(2, 2)],
+        charts: vec![],
+        audit_key: None,
+        audit_anchor: None,
+        checkpoints: vec![],
+        trash: vec![],
+        files: vec![],
+        record_head: 7,
+        audit_head: (last.seq, last.hash.as_slice().try_into().unwrap()),
+        event: event(Some(clinic_id), "clinic_imported"),
+    }
+}
+
+fn imported_record(record_id: Uuid, seq: u64, version: u64) -> RecordRow {
+    RecordRow {
+        record_id,
+        chart_id: record_id,
+        seq,
+        version,
+        updated_at: 10 + seq as i64,
+        compartment: Compartment::Demographics,
+        envelope: format!("imported v{version}").into_bytes(),
+    }
+}
+
+pub async fn importing_a_clinic_makes_it_exist_at_once(store: &dyn Store) {
+    let clinic_id = Uuid::new_v4();
+    let mut owner = account(&format!("moved-{}", Uuid::new_v4()));
+    owner.password_file = vec![];
+    // Someone already here (a member of another imported clinic): kept as they are.
+    let known = account(&format!("known-{}", Uuid::new_v4()));
+    store.create_account(known.clone(), None).await.unwrap();
+    let (r1, r2) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut file = file_row(owner.account_id, 2, 10, 4);
+    file.completed_at = Some(FILE_T0 + 1);
+    let batches = vec![
+        ImportBatch::Events(chained_entries(clinic_id, 3)),
+        ImportBatch::Records(vec![imported_record(r2, 5, 1), imported_record(r1, 7, 3)]),
+        ImportBatch::Versions(vec![imported_record(r1, 1, 1), imported_record(r1, 3, 2)]),
+        ImportBatch::Chunks(vec![
+            (file.file_id, 0, vec![1; 10]),
+            (file.file_id, 1, vec![2; 4]),
+        ]),
+    ];
+    for b in batches {
+        store.import_rows(clinic_id, b).await.unwrap();
+    }
+    // Nothing of it exists as a clinic until the finish.
+    assert_eq!(store.clinic(clinic_id).await.unwrap(), None);
+    assert!(store.members(clinic_id).await.unwrap().is_empty());
+    assert_eq!(store.account(owner.account_id).await.unwrap(), None);
+
+    let mut import = import_of(clinic_id, &owner, std::slice::from_ref(&known));
+    import.files = vec![file.clone()];
+    import.trash = vec![(r2, 11)];
+    store.finish_import(import.clone()).await.unwrap();
+    let c = store.clinic(clinic_id).await.unwrap().unwrap();
+    assert_eq!(c.profile, b"imported profile".to_vec());
+    assert_eq!(store.members(clinic_id).await.unwrap().len(), 2);
+    assert_eq!(store.clinics_of(owner.account_id).await.unwrap().len(), 1);
+    assert_eq!(store.clinics_of(known.account_id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.account_by_username(&owner.username).await.unwrap(),
+        Some(owner.clone())
+    );
+    assert_eq!(
+        store.account(known.account_id).await.unwrap(),
+        Some(known.clone())
+    );
+    assert_eq!(store.roster_head(clinic_id).await.unwrap().unwrap().seq, 2);
+    assert_eq!(store.roster(clinic_id, 0).await.unwrap().0.len(), 2);
+    let (feed, head) = store.changes(clinic_id, 0, 100).await.unwrap();
+    assert_eq!(head, 7);
+    assert_eq!(
+        feed.iter()
+            .map(|r| (r.record_id, r.seq, r.version))
+            .collect::<Vec<_>>(),
+        vec![(r2, 5, 1), (r1, 7, 3)]
+    );
+    let history = store.record_versions(clinic_id, r1).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|r| (r.seq, r.version))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (3, 2)]
+    );
+    assert_eq!(history[1].envelope, b"imported v2".to_vec());
+    assert_eq!(store.trash(clinic_id).await.unwrap(), vec![(r2, 11)]);
+    assert_eq!(
+        store.file(clinic_id, file.file_id).await.unwrap(),
+        Some(file.clone())
+    );
+    assert_eq!(
+        store
+            .file_chunk_indices(clinic_id, file.file_id)
+            .await
+            .unwrap(),
+        vec![0, 1]
+    );
+    assert_eq!(
+        store.file_chunk(clinic_id, file.file_id, 1).await.unwrap(),
+        Some(vec![2; 4])
+    );
+    // The log goes on from the imported head: the import's own entry is 4, chained to 3.
+    let log = store.audit_entries(Some(clinic_id), 0, 100).await.unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[3].action, "clinic_imported");
+    assert_eq!(log[3].prev_hash, log[2].hash);
+    assert_eq!(store.audit_head(Some(clinic_id)).await.unwrap().0, 4);
+    // And the change sequence goes on from the imported head.
+    let w = store
+        .write_records(clinic_id, vec![write(r2, 1, "next")], 20, vec![])
+        .await
+        .unwrap();
+    assert_eq!((w[0].seq, w[0].version), (8, 2));
+
+    // The clinic exists now: no second import, no stray rows, no discarding it.
+    assert!(matches!(
+        store.finish_import(import.clone()).await,
+        Err(StoreError::Conflict(w)) if w == "clinic"
+    ));
+    assert!(matches!(
+        store
+            .import_rows(clinic_id, ImportBatch::Events(vec![]))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.discard_import(clinic_id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.changes(clinic_id, 0, 100).await.unwrap().0.len(), 2);
+
+    // Conflicting accounts refuse the whole import, and discarding removes its rows.
+    let other = Uuid::new_v4();
+    store
+        .import_rows(other, ImportBatch::Records(vec![imported_record(r1, 1, 1)]))
+        .await
+        .unwrap();
+    store
+        .import_rows(
+            other,
+            ImportBatch::Chunks(vec![(file.file_id, 0, vec![9; 10])]),
+        )
+        .await
+        .unwrap();
+    let mut squatter = account(&owner.username);
+    squatter.account_id = Uuid::new_v4();
+    let taken = store.finish_import(import_of(other, &squatter, &[])).await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(ref w)) if w == "username"),
+        "{taken:?}"
+    );
+    let mut other_keys = known.clone();
+    other_keys.public_keys.ed25519 = B64(vec![1; 32]);
+    let fresh = account(&format!("fresh-{}", Uuid::new_v4()));
+    let clash = store
+        .finish_import(import_of(other, &fresh, &[other_keys]))
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict(ref w)) if w == "account"),
+        "{clash:?}"
+    );
+    assert_eq!(store.clinic(other).await.unwrap(), None);
+    assert_eq!(store.account(fresh.account_id).await.unwrap(), None);
+    assert_eq!(
+        store.account_by_username(&fresh.username).await.unwrap(),
+        None
+    );
+    store.discard_import(other).await.unwrap();
+    assert_eq!(store.record(other, r1).await.unwrap(), None);
+    assert_eq!(store.changes(other, 0, 100).await.unwrap().0.len(), 0);
+    assert_eq!(
+        store.file_chunk(other, file.file_id, 0).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .audit_entries(Some(other), 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
 }
