@@ -112,7 +112,9 @@ fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
 pub enum Command {
     /// Writes a consistent snapshot of the whole database to one file (header with counts and
     /// SHA-256, zstd blocks). Works while the server runs (it asks the server through
-    /// `<data dir>/admin.sock`) or with the server stopped.
+    /// `<data dir>/admin.sock`) or with the server stopped. With `--store postgres://…` it reads
+    /// one snapshot of the database while servers keep writing; the file is the same format
+    /// (sled's trees), so it restores into either backend.
     Backup {
         /// The file to write (replaced if it exists).
         #[arg(long)]
@@ -127,15 +129,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Restores a backup file into a data directory, after the same checks as `verify`.
+    /// Restores a backup file into a sled data directory (`--into`) or an empty PostgreSQL
+    /// database (`--into-store`), after the same checks as `verify`. A backup of either backend
+    /// restores into either.
     Restore {
         file: PathBuf,
-        /// The data directory to create.
-        #[arg(long)]
-        into: PathBuf,
+        /// The data directory to create (sled).
+        #[arg(
+            long,
+            required_unless_present = "into_store",
+            conflicts_with = "into_store"
+        )]
+        into: Option<PathBuf>,
+        /// A `postgres://` URL of an empty database (its schema is created first); the rows are
+        /// written in one transaction. The password as for `--store`; it is never logged.
+        #[arg(long, value_parser = parse_store_url)]
+        into_store: Option<StoreUrl>,
         /// Allow a non-empty directory: its contents are moved aside to `<into>.replaced-<time>`,
-        /// never deleted.
-        #[arg(long)]
+        /// never deleted. (A PostgreSQL database must be empty.)
+        #[arg(long, conflicts_with = "into_store")]
         replace: bool,
     },
     /// Verifies every audit log in the data directory with no key: the hash chain, the owners'

@@ -4,7 +4,10 @@ use clap::Parser;
 use optovault_server::backup::schedule::{
     self, BackupDestination, DirectoryDestination, ScheduleConfig,
 };
-use optovault_server::backup::{admin, progress_line, restore_backup, verify_backup, write_backup};
+use optovault_server::backup::Source;
+use optovault_server::backup::{
+    admin, progress_line, restore_backup, restore_into_postgres, verify_backup, write_backup,
+};
 use optovault_server::config::{Command, Config};
 use optovault_server::store::pg_store::PgOptions;
 use optovault_server::store::{PgStore, RecoveringStore, SledStore};
@@ -32,26 +35,22 @@ async fn main() {
             }
         }
     }
-    if config.store.is_some()
-        && matches!(
-            config.command,
-            Some(Command::Backup { .. } | Command::Restore { .. })
-        )
-    {
-        eprintln!(
-            "backup and restore work on the sled database only for now: back up PostgreSQL with \
-             its own tools (pg_dump, base backups); see docs/OPERATIONS.md"
-        );
-        std::process::exit(2);
-    }
     match &config.command {
-        Some(Command::Backup { out }) => exit_with(backup(&config.data_dir, out).await),
+        Some(Command::Backup { out }) => exit_with(match &config.store {
+            Some(url) => backup_postgres(&config, &url.0, out).await,
+            None => backup(&config.data_dir, out).await,
+        }),
         Some(Command::Verify { file, json }) => exit_with(verify(file, *json).await),
         Some(Command::Restore {
             file,
             into,
+            into_store,
             replace,
-        }) => exit_with(restore(file, into, *replace).await),
+        }) => exit_with(match (into, into_store) {
+            (_, Some(url)) => restore_postgres(&config, file, &url.0).await,
+            (Some(dir), None) => restore(file, dir, *replace).await,
+            (None, None) => Err("restore needs --into DIR or --into-store URL".into()),
+        }),
         _ => {}
     }
     if let Err(e) = run(config).await {
@@ -103,7 +102,7 @@ async fn backup(
                 )
             })?;
             let o = out.clone();
-            tokio::task::spawn_blocking(move || write_backup(&store, &o, rows)).await??
+            tokio::task::spawn_blocking(move || write_backup(&store.into(), &o, rows)).await??
         }
     };
     eprintln!();
@@ -115,6 +114,52 @@ async fn backup(
         header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
         header.content_sha256
     );
+    Ok(true)
+}
+
+/// `--store postgres://… backup --out FILE`: one REPEATABLE READ snapshot of the database, in
+/// the same format as a sled backup (servers keep writing meanwhile).
+async fn backup_postgres(
+    config: &Config,
+    url: &str,
+    out: &std::path::Path,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let out = std::path::absolute(out)?;
+    let store = connect_postgres(config, url).await?;
+    let o = out.clone();
+    let source = store.clone().into();
+    let header = tokio::task::spawn_blocking(move || {
+        write_backup(&source, &o, |n| {
+            progress_line(&format!("backup: {n} rows copied"))
+        })
+    })
+    .await??;
+    store.close().await;
+    eprintln!();
+    println!(
+        "backup written to {}: {} rows in {} trees, {} bytes, content SHA-256 {}",
+        out.display(),
+        header.rows(),
+        header.trees.len(),
+        header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
+        header.content_sha256
+    );
+    Ok(true)
+}
+
+/// `restore FILE --into-store postgres://…`: checked as `verify` does, then written into the
+/// empty database in one transaction.
+async fn restore_postgres(
+    config: &Config,
+    file: &std::path::Path,
+    url: &str,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let store = connect_postgres(config, url).await?;
+    let report = restore_into_postgres(file, &store, bytes_progress).await?;
+    store.close().await;
+    eprintln!();
+    println!("{report}");
+    println!("restored into PostgreSQL at {}", PgStore::describe(url));
     Ok(true)
 }
 
@@ -253,28 +298,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         state.clone(),
         i64::from(config.audit_retention_days) * 86_400,
     );
-    if let Some(dir) = &config.backup_dir {
-        let destinations = config
-            .backup_copy_to
-            .iter()
-            .map(|d| {
-                Box::new(DirectoryDestination { dir: d.clone() }) as Box<dyn BackupDestination>
-            })
-            .collect();
-        schedule::spawn(
-            ScheduleConfig {
-                dir: dir.clone(),
-                every: std::time::Duration::from_secs(u64::from(config.backup_every_hours) * 3600),
-                keep_daily: config.backup_keep_daily,
-                keep_weekly: config.backup_keep_weekly,
-                destinations,
-            },
-            store.clone(),
-            state.store.clone(),
-            state.backups.clone(),
-        );
-        tracing::info!(dir = %dir.display(), every_hours = config.backup_every_hours,
-            copies = ?config.backup_copy_to, "scheduled backups on");
+    {
+        let store = store.clone();
+        spawn_backups(&config, &state, move || {
+            store
+                .with_current(|s| Source::Sled(s.clone()))
+                .map_err(|e| e.to_string())
+        });
     }
     admin::serve(&config.data_dir, store.clone())?;
     serve(
@@ -289,16 +319,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The server on PostgreSQL: no data directory, no admin socket and no scheduled backups (they
-/// copy sled's trees; PostgreSQL is backed up with its own tools).
+/// The server on PostgreSQL: no data directory and no admin socket (`backup` reads its own
+/// snapshot of the database); scheduled backups read one snapshot each, as `backup` does.
 async fn run_on_postgres(config: &Config, url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    if config.backup_dir.is_some() || !config.backup_copy_to.is_empty() {
-        return Err(
-            "scheduled backups (--backup-dir, --backup-copy-to) work on the sled \
-                    database only for now; back up PostgreSQL with its own tools"
-                .into(),
-        );
-    }
     let store = connect_postgres(config, url).await?;
     let state = AppState::new(Arc::new(store.clone()), settings(config)).await?;
     warn_without_client(config);
@@ -306,6 +329,10 @@ async fn run_on_postgres(config: &Config, url: &str) -> Result<(), Box<dyn std::
         state.clone(),
         i64::from(config.audit_retention_days) * 86_400,
     );
+    {
+        let store = store.clone();
+        spawn_backups(config, &state, move || Ok(Source::Postgres(store.clone())));
+    }
     serve(
         config,
         state,
@@ -316,6 +343,36 @@ async fn run_on_postgres(config: &Config, url: &str) -> Result<(), Box<dyn std::
     store.close().await;
     tracing::info!("stopped; connections to PostgreSQL closed");
     Ok(())
+}
+
+/// The scheduled backup job, if `--backup-dir` is given.
+fn spawn_backups(
+    config: &Config,
+    state: &AppState,
+    current: impl Fn() -> Result<Source, String> + Send + 'static,
+) {
+    let Some(dir) = &config.backup_dir else {
+        return;
+    };
+    let destinations = config
+        .backup_copy_to
+        .iter()
+        .map(|d| Box::new(DirectoryDestination { dir: d.clone() }) as Box<dyn BackupDestination>)
+        .collect();
+    schedule::spawn(
+        ScheduleConfig {
+            dir: dir.clone(),
+            every: std::time::Duration::from_secs(u64::from(config.backup_every_hours) * 3600),
+            keep_daily: config.backup_keep_daily,
+            keep_weekly: config.backup_keep_weekly,
+            destinations,
+        },
+        current,
+        state.store.clone(),
+        state.backups.clone(),
+    );
+    tracing::info!(dir = %dir.display(), every_hours = config.backup_every_hours,
+        copies = ?config.backup_copy_to, "scheduled backups on");
 }
 
 fn settings(config: &Config) -> Settings {

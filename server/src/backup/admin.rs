@@ -97,7 +97,7 @@ async fn handle(stream: UnixStream, store: SledStore) -> std::io::Result<()> {
             tracing::info!(file = %out.display(), "backup requested on the admin socket");
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
             let job = tokio::task::spawn_blocking(move || {
-                write_backup(&store, &out, |rows| {
+                write_backup(&store.into(), &out, |rows| {
                     let _ = tx.send(rows);
                 })
             });

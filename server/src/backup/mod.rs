@@ -25,8 +25,30 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::audit_verify::{verify_all, LogReport};
-use crate::store::{RecordsCheck, SledStore};
+use crate::store::{PgStore, RecordsCheck, SledStore};
 use archive::{ArchiveError, Header};
+
+/// The database a backup is taken from. The file is the same for both: sled's trees, keys and
+/// values (`crate::store::pg_archive` maps PostgreSQL's tables onto them).
+#[derive(Clone)]
+pub enum Source {
+    /// Writes pause while the trees are copied (not the file chunks).
+    Sled(SledStore),
+    /// One `REPEATABLE READ` snapshot; writes go on.
+    Postgres(PgStore),
+}
+
+impl From<SledStore> for Source {
+    fn from(s: SledStore) -> Self {
+        Source::Sled(s)
+    }
+}
+
+impl From<PgStore> for Source {
+    fn from(s: PgStore) -> Self {
+        Source::Postgres(s)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -53,7 +75,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
 /// Writes a snapshot of `store` to `path` (via `path.partial`, synced, then renamed, so a
 /// crash never leaves a half file under the final name). Blocking.
 pub fn write_backup(
-    store: &SledStore,
+    store: &Source,
     path: &Path,
     mut progress: impl FnMut(u64),
 ) -> Result<Header, BackupError> {
@@ -64,7 +86,10 @@ pub fn write_backup(
             BufWriter::with_capacity(1 << 20, SyncEvery::new(file)),
             archive::KIND_SERVER,
         )?;
-        store.write_snapshot(&mut w, &mut progress)?;
+        match store {
+            Source::Sled(s) => s.write_snapshot(&mut w, &mut progress)?,
+            Source::Postgres(p) => p.write_snapshot(&mut w, &mut progress)?,
+        }
         let (header, out) = archive::finish(w)?;
         let file = out
             .into_inner()
@@ -416,6 +441,32 @@ pub async fn restore_backup(
     fs::rename(&staging, into).map_err(io(into))?;
     sync_parent(into);
     Ok((report, moved))
+}
+
+/// Restores `file` into the PostgreSQL database `store` is connected to, which must be empty:
+/// the backup is first restored into a scratch sled database beside it and checked there (as
+/// [`verify_backup`] does); only a backup that passes every check is then written to
+/// PostgreSQL, in one transaction, its row counts compared with the header before it commits.
+pub async fn restore_into_postgres(
+    file: &Path,
+    store: &PgStore,
+    progress: impl FnMut(u64, u64) + Clone + Send + 'static,
+) -> Result<VerifyReport, BackupError> {
+    let report = verify_backup(file, progress.clone()).await?;
+    if !report.ok() {
+        return Err(BackupError::Refused(format!(
+            "the backup restores but fails its checks; nothing was written\n{report}"
+        )));
+    }
+    let (f, s) = (file.to_path_buf(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut input = BufReader::with_capacity(1 << 20, File::open(&f).map_err(io(&f))?);
+        s.restore_archive(&mut input, progress)
+            .map_err(BackupError::from)
+    })
+    .await
+    .map_err(|e| BackupError::Store(e.to_string()))??;
+    Ok(report)
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{verify_backup, write_backup, BackupError, VerifyReport};
-use crate::store::{EventDraft, RecoveringStore, SledStore, Store};
+use super::{verify_backup, write_backup, BackupError, Source, VerifyReport};
+use crate::store::{EventDraft, Store};
 
 /// Where verified backups are copied. A directory (which may be a mounted remote disk) today;
 /// an S3-compatible object store implements the same four calls.
@@ -150,9 +150,13 @@ pub fn newest_in(dir: &Path) -> Option<i64> {
 
 /// Starts the job. The first backup runs at once unless the newest kept one is younger than the
 /// interval.
+///
+/// `current` gives the database to back up at each run: for sled the one open now (after a
+/// storage failure it is reopened, and a handle kept across runs would hold the old one and its
+/// lock open); for PostgreSQL the pool.
 pub fn spawn(
     config: ScheduleConfig,
-    store: RecoveringStore,
+    current: impl Fn() -> Result<Source, String> + Send + 'static,
     log: Arc<dyn Store>,
     status: SharedBackupStatus,
 ) {
@@ -170,9 +174,7 @@ pub fn spawn(
         };
         loop {
             tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-            // The database as it is now: after a storage failure it is reopened, and a handle
-            // kept across runs would hold the old one (and its lock) open.
-            let ok = match store.with_current(|s| s.clone()) {
+            let ok = match current() {
                 Ok(current) => run_once(&config, &current, &*log, &status).await,
                 Err(e) => {
                     tracing::error!(error = %e, "BACKUP SKIPPED: the database is unavailable");
@@ -188,7 +190,7 @@ pub fn spawn(
 /// One scheduled run; true if the backup was verified and reached every destination.
 pub async fn run_once(
     config: &ScheduleConfig,
-    store: &SledStore,
+    store: &Source,
     log: &dyn Store,
     status: &SharedBackupStatus,
 ) -> bool {
@@ -253,7 +255,7 @@ type Failure = (&'static str, BackupError);
 
 async fn make_and_verify(
     config: &ScheduleConfig,
-    store: &SledStore,
+    store: &Source,
     at: i64,
 ) -> Result<(String, VerifyReport), Failure> {
     std::fs::create_dir_all(&config.dir)

@@ -12,6 +12,7 @@
 //! * a file's chunks can be added only while the file is incomplete, and only by its uploader;
 //!   completion (all chunks present, guard re-checked) is atomic and final.
 
+pub mod pg_archive;
 pub mod pg_store;
 pub mod recovering;
 pub mod sled_store;

@@ -175,7 +175,7 @@ fn retryable(e: &sqlx::Error) -> bool {
 
 /// Maps a database error to the store's: what a retry later may fix (connection, I/O, a full
 /// disk, a server shutting down or read-only) is `Unavailable`, the rest `Backend`.
-fn classify(e: &sqlx::Error) -> StoreError {
+pub(super) fn classify(e: &sqlx::Error) -> StoreError {
     let unavailable = match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
