@@ -1176,3 +1176,258 @@ fn an_export_imported_into_a_fresh_server_works_there_with_the_same_members_and_
     let o = cli(Some(&b.data_dir), &["verify-audit"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+// ---- moving between sled and PostgreSQL -------------------------------------------------------
+
+/// A new database on the test cluster (`scripts/pg-cluster.sh start` prints its URL as
+/// `OPTOVAULT_TEST_PG_URL`); `None` (the test is skipped) without one, unless `CI` is set.
+fn pg_database() -> Option<String> {
+    const URL_VAR: &str = "OPTOVAULT_TEST_PG_URL";
+    let url = match std::env::var(URL_VAR) {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+                panic!("CI is set but {URL_VAR} is not: this PostgreSQL test must not be skipped");
+            }
+            eprintln!("skipped: {URL_VAR} is not set (scripts/pg-cluster.sh start prints it)");
+            return None;
+        }
+    };
+    let psql = if Command::new("psql").arg("--version").output().is_ok() {
+        "psql".to_string()
+    } else {
+        let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin/psql"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        found.pop().expect("psql").display().to_string()
+    };
+    let name = format!("ov_move_{}", Uuid::new_v4().simple());
+    let status = Command::new(psql)
+        .arg(&url)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "CREATE DATABASE failed");
+    Some(format!("{}/{name}", url.rsplit_once('/').unwrap().0))
+}
+
+fn on_postgres(url: &str) -> TestServer {
+    TestServer::start_with(ServerOptions {
+        args: vec!["--store".into(), url.into()],
+        ..Default::default()
+    })
+}
+
+/// The API answers that an import does not carry (pending invitations, the members' list with
+/// their sign-in state, the account's own second factors and kit).
+fn carried(p: &str, id: Uuid) -> bool {
+    ![
+        format!("/api/clinics/{id}/invitations"),
+        format!("/api/clinics/{id}/members"),
+        "/api/clinics".to_string(),
+        "/api/account/mfa".to_string(),
+        "/api/account/recovery".to_string(),
+    ]
+    .iter()
+    .any(|n| n == p)
+}
+
+fn same_answers(
+    a: &[(String, u16, Vec<u8>)],
+    b: &[(String, u16, Vec<u8>)],
+    keep: impl Fn(&str) -> bool,
+    what: &str,
+) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for ((p, s1, b1), (_, s2, b2)) in a.iter().zip(b) {
+        assert_eq!(s1, s2, "{what}: {p}: status");
+        if keep(p) {
+            assert!(b1 == b2, "{what}: {p} answers differently");
+        }
+    }
+}
+
+/// Imports `export` into `to` as the owner, sets the password with the recovery kit, signs in;
+/// returns the signed-in client.
+fn import_and_sign_in(
+    to: &TestServer,
+    export: &[u8],
+    t: &Clinic1,
+    kit: &optovault_shared::crypto::RecoveryKey,
+) -> Client {
+    let c = to.client();
+    let r = import(&c, export, export, t.clinic.id, &t.owner);
+    assert_eq!(r.status, 201, "{r:?}");
+    let password = strong_password();
+    let r = reset_with_kit(&c, &t.owner_name, kit, &password);
+    assert_eq!(r.status, 204, "{r:?}");
+    let me = c.login(&t.owner_name, &password).unwrap();
+    assert_eq!(me.account_id, t.owner.account_id);
+    c
+}
+
+/// A clinic moves from a server on sled to one on PostgreSQL with its export, and from there to
+/// another server on sled: each answers as the first (records, versions, history, roster,
+/// members' keys, charts, file chunks, byte for byte), each audit log starts with the exported
+/// one, and PostgreSQL's export holds exactly the rows sled's did (plus the log's new entries).
+#[test]
+fn a_clinic_moves_from_sled_to_postgres_and_back_with_its_export() {
+    let Some(url) = pg_database() else {
+        return;
+    };
+    let t = populated();
+    let id = t.clinic.id;
+    let kit = recovery_kit(&t.c, &t.owner);
+    let first = answers(&t.c, &t);
+    let from_sled = t.c.get(&format!("/api/clinics/{id}/export")).body.to_vec();
+    let (_, sled_sections) = read_export(&from_sled);
+    let exported_log = rows_of(&sled_sections, "audit").len();
+    let log_before: Vec<AuditEntry> = audit(&t.c, id)[..exported_log].to_vec();
+
+    let pg = on_postgres(&url);
+    let pc = import_and_sign_in(&pg, &from_sled, &t, &kit);
+    same_answers(
+        &first,
+        &answers(&pc, &t),
+        |p| carried(p, id),
+        "sled → PostgreSQL",
+    );
+    let log = audit(&pc, id);
+    assert_eq!(log[..exported_log], log_before[..]);
+    assert_eq!(log[exported_log].action, "clinic_imported");
+    assert_eq!(log[exported_log].prev_hash, log_before.last().unwrap().hash);
+
+    // PostgreSQL's export of it: every section as sled's, the log longer by what happened here.
+    let from_pg = pc.get(&format!("/api/clinics/{id}/export")).body.to_vec();
+    let (_, pg_sections) = read_export(&from_pg);
+    assert_eq!(
+        pg_sections.iter().map(|s| &s.0).collect::<Vec<_>>(),
+        sled_sections.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    for ((name, a), (_, b)) in sled_sections.iter().zip(&pg_sections) {
+        match name.as_str() {
+            "audit" => assert_eq!(b[..a.len()], a[..], "the log's exported entries"),
+            "clinic" => {
+                let strip = |v: &[u8]| {
+                    let mut j: serde_json::Value = serde_json::from_slice(v).unwrap();
+                    j.as_object_mut().unwrap().remove("exported_at");
+                    j
+                };
+                assert_eq!(strip(&a[0].1), strip(&b[0].1));
+            }
+            _ => assert!(a == b, "section {name} differs between sled and PostgreSQL"),
+        }
+    }
+
+    // And on to sled again.
+    let back = TestServer::start();
+    let bc = import_and_sign_in(&back, &from_pg, &t, &kit);
+    same_answers(
+        &first,
+        &answers(&bc, &t),
+        |p| carried(p, id),
+        "PostgreSQL → sled",
+    );
+    let log_pg: Vec<AuditEntry> = audit(&pc, id);
+    let exported_pg = rows_of(&pg_sections, "audit").len();
+    assert_eq!(audit(&bc, id)[..exported_pg], log_pg[..exported_pg]);
+    drop(back);
+    let o = cli(None, &["--store", &url, "verify-audit"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// The whole server moves from sled to PostgreSQL with a backup (`restore --into-store`), and
+/// back (`--store … backup`, `restore --into`): every answer the same byte for byte, the same
+/// session cookie and the same password work (the OPAQUE server setup travels), audit chains
+/// intact, and new writes continue the sequences.
+#[test]
+fn a_whole_server_moves_from_sled_to_postgres_and_back_with_a_backup() {
+    let Some(url) = pg_database() else {
+        return;
+    };
+    let t = populated();
+    let id = t.clinic.id;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sled.ovbk");
+    let o = backup(&t.server.data_dir, &file);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = audit(&t.c, id);
+    let head = before.last().unwrap().seq;
+    let first = answers(&t.c, &t);
+
+    let o = cli(
+        None,
+        &["restore", file.to_str().unwrap(), "--into-store", &url],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("VERIFIED"), "{}", text(&o));
+    // Only into an empty database.
+    let o = cli(
+        None,
+        &["restore", file.to_str().unwrap(), "--into-store", &url],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not empty"), "{}", text(&o));
+
+    let pg = on_postgres(&url);
+    let mut pc = t.c.clone();
+    pc.base = pg.base.clone();
+    assert_eq!(pc.get("/api/session").status, 200, "the session travels");
+    same_answers(&first, &answers(&pc, &t), |_| true, "sled → PostgreSQL");
+    let upto = |v: Vec<AuditEntry>, n: u64| -> Vec<AuditEntry> {
+        v.into_iter().filter(|e| e.seq <= n).collect()
+    };
+    assert_eq!(upto(audit(&pc, id), head), upto(before, head));
+    pg.client()
+        .login(&t.owner_name, &t.password)
+        .expect("the password works on PostgreSQL");
+    let w = pc
+        .put_patient(&t.owner, &t.clinic, Uuid::new_v4(), 0, &sample_patient(321))
+        .unwrap();
+    let (feed, _, _) = t.c.all_changes(id, 0, 1000, 10).unwrap();
+    assert_eq!(w.seq, feed.iter().map(|r| r.seq).max().unwrap() + 1);
+
+    // Back: a backup of PostgreSQL (while its server runs) restores into sled.
+    let file2 = dir.path().join("pg.ovbk");
+    let o = cli(
+        None,
+        &["--store", &url, "backup", "--out", file2.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cli(None, &["verify", file2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report = text(&o);
+    assert!(
+        report.contains(
+            "1 clinics, 31 current records, 21 earlier versions, 3 file chunks; 0 problems"
+        ),
+        "{report}"
+    );
+    let before = audit(&pc, id);
+    let head = before.last().unwrap().seq;
+    let on_pg = answers(&pc, &t);
+    let restored = dir.path().join("restored");
+    let o = restore(&file2, &restored, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let back = TestServer::start_with(ServerOptions {
+        data_dir: Some(restored),
+        ..Default::default()
+    });
+    let mut bc = t.c.clone();
+    bc.base = back.base.clone();
+    same_answers(&on_pg, &answers(&bc, &t), |_| true, "PostgreSQL → sled");
+    assert_eq!(upto(audit(&bc, id), head), upto(before, head));
+    back.client()
+        .login(&t.owner_name, &t.password)
+        .expect("the password works on sled again");
+    let w2 = bc
+        .put_patient(&t.owner, &t.clinic, Uuid::new_v4(), 0, &sample_patient(654))
+        .unwrap();
+    assert_eq!(w2.seq, w.seq + 1);
+}
