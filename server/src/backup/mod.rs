@@ -5,7 +5,9 @@
 //! * [`verify_backup`]: restores a file into a temporary directory and checks it there: every
 //!   tree's row count, every record version (structure and its author's signature), the record
 //!   index, and every audit chain with its checkpoints.
-//! * [`restore_backup`]: the same, into a data directory an operator names.
+//! * [`restore_backup`]: the same, into a data directory an operator names;
+//!   [`restore_into_postgres`]: the same checks, then into an empty PostgreSQL database. A backup
+//!   of PostgreSQL ([`Source::Postgres`]) is the same file as sled's (`store::pg_archive`).
 //! * [`schedule`]: the in-server daily job (backup, verify, copy off-site, keep N daily and M
 //!   weekly); [`admin`]: the local socket the `backup` command uses while the server runs.
 //!

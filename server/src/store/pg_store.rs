@@ -24,6 +24,10 @@
 //! `roster_heads` → `charts` → `members` → `heads` → the rows of one record write (records,
 //! feed, versions, trash, files) → `event_heads` (several logs in id order). A deadlock or
 //! serialisation failure the database reports anyway is retried (the whole transaction).
+//! An import (`import_rows`, `finish_import`, `discard_import`) takes its clinic's `heads` row
+//! first: the clinic does not exist yet, so no other writer holds any of its rows, and the
+//! steps of two imports of one clinic (through two processes) wait for each other; the
+//! accounts it creates are inserted in id order, its log's head is taken last.
 //!
 //! A write is durable when its transaction commits (`synchronous_commit` at its default, `on`);
 //! the two writes the trait calls advisory (`touch_session`, non-durable `append_event`) commit
