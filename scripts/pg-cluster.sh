@@ -8,6 +8,8 @@
 #   scripts/pg-cluster.sh stop DIR      stop the server and remove DIR (only a DIR this script made)
 #   scripts/pg-cluster.sh url DIR       print the URL again
 #
+# OV_PG_OPTS adds server settings (`-c name=value …`), e.g. the bench loads pg_stat_statements.
+#
 # Installs Debian's `postgresql` package with apt if no `initdb` is found. initdb refuses to run
 # as root, so when run as root the cluster belongs to the `postgres` user (`runuser`). The role
 # `optovault` may create databases (the tests make one per test) and logs in with a random
@@ -92,7 +94,7 @@ cmd_start() {
   while :; do
     port=$(free_port)
     if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log/postgresql.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200 -c log_min_messages=warning" \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200 -c log_min_messages=warning ${OV_PG_OPTS:-}" \
       start >/dev/null 2>&1; then
       break
     fi
