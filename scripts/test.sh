@@ -98,7 +98,17 @@ export OV_FIXTURE_BIN="$PWD/target/debug/ov-fixture"
 export OV_TEST_OUTPUT="$OUT"
 node --test --test-concurrency=1 tests/browser/*.test.mjs
 
+step "the browser suite against the server on PostgreSQL (a database per server; canary scans read its pg_dump)"
+OPTOVAULT_REAL_SERVER_BIN="$OPTOVAULT_SERVER_BIN" OPTOVAULT_PG_DUMP_ON_EXIT=1 \
+OPTOVAULT_SERVER_BIN="$PWD/tests/pg/server-on-postgres.sh" OV_TEST_OUTPUT="$OUT/postgres" \
+  node --test --test-concurrency=1 tests/browser/*.test.mjs
+
 step "API fuzzing from the OpenAPI document (schemathesis)"
 bash tests/fuzz/schemathesis.sh
+
+step "the same API fuzzing against the server on PostgreSQL"
+OPTOVAULT_REAL_SERVER_BIN="$OPTOVAULT_SERVER_BIN" \
+OPTOVAULT_SERVER_BIN="$PWD/tests/pg/server-on-postgres.sh" OV_TEST_OUTPUT="$OUT/postgres" \
+  bash tests/fuzz/schemathesis.sh
 
 step "all tests passed; screenshots and logs in test-output/"
