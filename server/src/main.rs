@@ -105,15 +105,7 @@ async fn backup(
             tokio::task::spawn_blocking(move || write_backup(&store.into(), &o, rows)).await??
         }
     };
-    eprintln!();
-    println!(
-        "backup written to {}: {} rows in {} trees, {} bytes, content SHA-256 {}",
-        out.display(),
-        header.rows(),
-        header.trees.len(),
-        header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
-        header.content_sha256
-    );
+    print_written(&out, &header);
     Ok(true)
 }
 
@@ -135,15 +127,7 @@ async fn backup_postgres(
     })
     .await??;
     store.close().await;
-    eprintln!();
-    println!(
-        "backup written to {}: {} rows in {} trees, {} bytes, content SHA-256 {}",
-        out.display(),
-        header.rows(),
-        header.trees.len(),
-        header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
-        header.content_sha256
-    );
+    print_written(&out, &header);
     Ok(true)
 }
 
@@ -463,4 +447,17 @@ async fn shutdown_signal(mut term: Signal, mut interrupt: Signal) {
         _ = term.recv() => {},
         _ = interrupt.recv() => {},
     }
+}
+
+/// The last line of `backup`, after its progress line.
+fn print_written(out: &std::path::Path, header: &optovault_server::backup::archive::Header) {
+    eprintln!();
+    println!(
+        "backup written to {}: {} rows in {} trees, {} bytes, content SHA-256 {}",
+        out.display(),
+        header.rows(),
+        header.trees.len(),
+        header.content_bytes + optovault_server::backup::archive::HEADER_BYTES as u64,
+        header.content_sha256
+    );
 }

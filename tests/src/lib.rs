@@ -33,6 +33,7 @@ use shared::wire::*;
 use shared::{Compartment, RecordEnvelope, B64};
 
 pub use reqwest::Method;
+pub mod pg;
 pub mod team;
 
 // ---- the server process ---------------------------------------------------------------------------

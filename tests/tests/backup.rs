@@ -1179,51 +1179,6 @@ fn an_export_imported_into_a_fresh_server_works_there_with_the_same_members_and_
 
 // ---- moving between sled and PostgreSQL -------------------------------------------------------
 
-/// A new database on the test cluster (`scripts/pg-cluster.sh start` prints its URL as
-/// `OPTOVAULT_TEST_PG_URL`); `None` (the test is skipped) without one, unless `CI` is set.
-fn pg_database() -> Option<String> {
-    const URL_VAR: &str = "OPTOVAULT_TEST_PG_URL";
-    let url = match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-                panic!("CI is set but {URL_VAR} is not: this PostgreSQL test must not be skipped");
-            }
-            eprintln!("skipped: {URL_VAR} is not set (scripts/pg-cluster.sh start prints it)");
-            return None;
-        }
-    };
-    let psql = if Command::new("psql").arg("--version").output().is_ok() {
-        "psql".to_string()
-    } else {
-        let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin/psql"))
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        found.pop().expect("psql").display().to_string()
-    };
-    let name = format!("ov_move_{}", Uuid::new_v4().simple());
-    let status = Command::new(psql)
-        .arg(&url)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .status()
-        .expect("run psql");
-    assert!(status.success(), "CREATE DATABASE failed");
-    Some(format!("{}/{name}", url.rsplit_once('/').unwrap().0))
-}
-
-fn on_postgres(url: &str) -> TestServer {
-    TestServer::start_with(ServerOptions {
-        args: vec!["--store".into(), url.into()],
-        ..Default::default()
-    })
-}
-
 /// The API answers that an import does not carry (pending invitations, the members' list with
 /// their sign-in state, the account's own second factors and kit).
 fn carried(p: &str, id: Uuid) -> bool {
@@ -1278,9 +1233,10 @@ fn import_and_sign_in(
 /// one, and PostgreSQL's export holds exactly the rows sled's did (plus the log's new entries).
 #[test]
 fn a_clinic_moves_from_sled_to_postgres_and_back_with_its_export() {
-    let Some(url) = pg_database() else {
+    let Some(db) = optovault_tests::pg::pg_database("ov_move") else {
         return;
     };
+    let url = db.url.clone();
     let t = populated();
     let id = t.clinic.id;
     let kit = recovery_kit(&t.c, &t.owner);
@@ -1290,7 +1246,7 @@ fn a_clinic_moves_from_sled_to_postgres_and_back_with_its_export() {
     let exported_log = rows_of(&sled_sections, "audit").len();
     let log_before: Vec<AuditEntry> = audit(&t.c, id)[..exported_log].to_vec();
 
-    let pg = on_postgres(&url);
+    let pg = optovault_tests::pg::server_on_postgres(&url);
     let pc = import_and_sign_in(&pg, &from_sled, &t, &kit);
     same_answers(
         &first,
@@ -1348,9 +1304,10 @@ fn a_clinic_moves_from_sled_to_postgres_and_back_with_its_export() {
 /// intact, and new writes continue the sequences.
 #[test]
 fn a_whole_server_moves_from_sled_to_postgres_and_back_with_a_backup() {
-    let Some(url) = pg_database() else {
+    let Some(db) = optovault_tests::pg::pg_database("ov_move") else {
         return;
     };
+    let url = db.url.clone();
     let t = populated();
     let id = t.clinic.id;
     let dir = tempfile::tempdir().unwrap();
@@ -1375,7 +1332,7 @@ fn a_whole_server_moves_from_sled_to_postgres_and_back_with_a_backup() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not empty"), "{}", text(&o));
 
-    let pg = on_postgres(&url);
+    let pg = optovault_tests::pg::server_on_postgres(&url);
     let mut pc = t.c.clone();
     pc.base = pg.base.clone();
     assert_eq!(pc.get("/api/session").status, 200, "the session travels");

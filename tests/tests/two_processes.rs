@@ -9,7 +9,6 @@
 //! then it fails.
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,78 +18,6 @@ use optovault_shared::B64;
 use optovault_tests::shared::crypto;
 use optovault_tests::*;
 use uuid::Uuid;
-
-const URL_VAR: &str = "OPTOVAULT_TEST_PG_URL";
-
-/// A new database on the test cluster: its URL, and the cluster URL and name to drop it with.
-/// `None` (skip) without the cluster outside CI.
-fn fresh_database() -> Option<(String, String, String)> {
-    let url = match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-                panic!("CI is set but {URL_VAR} is not: this PostgreSQL test must not be skipped");
-            }
-            eprintln!("skipped: {URL_VAR} is not set (scripts/pg-cluster.sh start prints it)");
-            return None;
-        }
-    };
-    let name = format!("ov_two_{}", Uuid::new_v4().simple());
-    let status = Command::new(psql())
-        .arg(&url)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .status()
-        .expect("run psql");
-    assert!(status.success(), "CREATE DATABASE failed");
-    let base = url.rsplit_once('/').expect("a URL with a database").0;
-    Some((format!("{base}/{name}"), url, name))
-}
-
-/// Drops a test's database (after the test passed; a failed test leaves it for a look). Best
-/// effort: an autovacuum worker on it (which this role may not terminate) makes the drop fail
-/// for a moment; the cluster is thrown away anyway.
-fn drop_database(admin_url: &str, name: &str) {
-    for _ in 0..10 {
-        let status = Command::new(psql())
-            .arg(admin_url)
-            .args(["-q", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .status()
-            .expect("run psql");
-        if status.success() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    eprintln!("test database {name} left behind");
-}
-
-/// psql: on PATH, else Debian's server directory.
-fn psql() -> String {
-    if Command::new("psql").arg("--version").output().is_ok() {
-        return "psql".into();
-    }
-    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/psql"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .map(|p| p.display().to_string())
-        .expect("psql (Debian's postgresql-client)")
-}
-
-fn start(url: &str) -> TestServer {
-    TestServer::start_with(ServerOptions {
-        args: vec!["--store".into(), url.into()],
-        ..Default::default()
-    })
-}
 
 /// The same browser (cookie jar) talking to another server process.
 fn through(c: &Client, server: &TestServer) -> Client {
@@ -169,11 +96,11 @@ fn check_both(clients: &[&Client], clinic_id: Uuid, acknowledged: &BTreeMap<Uuid
 
 #[test]
 fn two_processes_share_one_database() {
-    let Some((url, admin_url, db)) = fresh_database() else {
+    let Some(db) = pg::pg_database("ov_two") else {
         return;
     };
-    let a = start(&url);
-    let b = start(&url);
+    let a = pg::server_on_postgres(&db.url);
+    let b = pg::server_on_postgres(&db.url);
     let ca = a.client();
     let cb = through(&ca, &b);
 
@@ -362,5 +289,5 @@ fn two_processes_share_one_database() {
     let mut a = a;
     a.stop();
     b.stop();
-    drop_database(&admin_url, &db);
+    db.drop_database();
 }
