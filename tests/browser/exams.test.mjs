@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
   startServer, launchBrowser, newPage, register, createClinic, savePatient, openPatient, OUTPUT,
+  unexpectedErrors,
 } from './harness.mjs';
 
 let server;
@@ -246,6 +247,6 @@ test('exams: record, validate, transpose, edit, sign, amend, and chart the trend
   await page.locator('#trends').screenshot({ path: join(OUTPUT, 'exam-trends.png') });
   await page.locator('#exams').screenshot({ path: join(OUTPUT, 'exam-list.png') });
   await page.screenshot({ path: join(OUTPUT, 'exams.png'), fullPage: true });
-  assert.deepEqual(page.consoleErrors, []);
+  assert.deepEqual(unexpectedErrors(page), []);
   await page.context().close();
 });

@@ -66,8 +66,26 @@ export async function newPage(browser) {
   page.consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => page.consoleErrors.push(String(e)));
+  // Optimistic concurrency: a write that raced another (this browser's own sync, or another
+  // member) gets 409 `version_conflict`, and the client reloads and retries. The browser logs
+  // each 409 as an error, so tests tell those apart from real failures with `unexpectedErrors`.
+  page.versionConflicts = [];
+  page.on('response', async (r) => {
+    if (r.status() !== 409) return;
+    const body = await r.json().catch(() => ({}));
+    if (body.code === 'version_conflict') page.versionConflicts.push(`${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
   page.setDefaultTimeout(30000);
   return page;
+}
+
+/** The page's console errors, less one "status of 409" per version conflict the client retried. */
+export function unexpectedErrors(page) {
+  let retried = page.versionConflicts.length;
+  return page.consoleErrors.filter((e) => {
+    if (retried > 0 && /status of 409/.test(e)) { retried -= 1; return false; }
+    return true;
+  });
 }
 
 export async function register(page, url, username, password) {
