@@ -592,7 +592,16 @@ async fn lock_heads(c: &mut PgConnection, clinic_id: Uuid) -> R<u64> {
 }
 
 /// Applies record writes: version checks, history, feed rows, the record index, the trash and
-/// the clinic's head seq (locked here). Any conflict fails the whole transaction.
+/// the clinic's head seq (locked here). Any conflict fails the whole transaction, before
+/// anything is written.
+///
+/// A constant number of statements per batch, whatever its size: the writes are first played
+/// in order in memory (exactly as one statement per write would, so a batch that writes a record
+/// twice sees its own first write), then each table gets one bulk statement over `UNNEST`ed
+/// arrays: the replaced versions that were in the feed move to `versions` (one data-modifying
+/// CTE), versions replaced within the batch go to `versions` directly, the batch's last version
+/// of each record goes to `feed`, the index and the trash get one upsert (and one delete), and
+/// the head one update.
 async fn apply_writes(
     c: &mut PgConnection,
     clinic_id: Uuid,
@@ -617,8 +626,16 @@ async fn apply_writes(
             (u(r.try_get("seq")?), u(r.try_get("version")?)),
         );
     }
+    let first_new_seq = head + 1;
+    // Replaced versions still in the feed (seq before this batch): (seq, version).
+    let mut moved: Vec<(i64, i64)> = Vec::new();
+    // The index of the write that put each seq of this batch (seq - first_new_seq).
+    // Versions written and replaced within this batch: indices into `writes`.
+    let mut superseded: Vec<usize> = Vec::new();
+    // Each record's last write in the batch: index into `writes`, and the version it replaced.
+    let mut last: HashMap<Uuid, (usize, u64)> = HashMap::new();
     let mut out = Vec::with_capacity(writes.len());
-    for w in writes {
+    for (n, w) in writes.iter().enumerate() {
         let (old_seq, current_version) = match current.get(&w.record_id) {
             Some(&(s, v)) => (Some(s), v),
             None => (None, 0),
@@ -632,71 +649,137 @@ async fn apply_writes(
         }
         // The replaced version moves from the feed to the record's history.
         if let Some(old) = old_seq {
-            sqlx::query(
-                "WITH moved AS (DELETE FROM feed WHERE clinic_id = $1 AND seq = $2 \
-                 RETURNING clinic_id, record_id, version, seq, chart_id, updated_at, compartment, \
-                 envelope) \
-                 INSERT INTO versions (clinic_id, record_id, version, seq, chart_id, updated_at, \
-                 compartment, envelope) \
-                 SELECT clinic_id, record_id, $3, seq, chart_id, updated_at, compartment, envelope \
-                 FROM moved",
-            )
-            .bind(clinic_id)
-            .bind(i(old))
-            .bind(i(current_version))
-            .execute(&mut *c)
-            .await?;
+            if old >= first_new_seq {
+                superseded.push((old - first_new_seq) as usize);
+            } else {
+                moved.push((i(old), i(current_version)));
+            }
         }
         head += 1;
         let version = current_version + 1;
-        sqlx::query(
-            "INSERT INTO feed (clinic_id, seq, record_id, chart_id, version, updated_at, \
-             compartment, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(clinic_id)
-        .bind(i(head))
-        .bind(w.record_id)
-        .bind(w.chart_id)
-        .bind(i(version))
-        .bind(now)
-        .bind(i16::from(w.compartment.code()))
-        .bind(&w.envelope)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query(
-            "INSERT INTO records (clinic_id, record_id, seq, version) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (clinic_id, record_id) DO UPDATE SET seq = EXCLUDED.seq, \
-             version = EXCLUDED.version",
-        )
-        .bind(clinic_id)
-        .bind(w.record_id)
-        .bind(i(head))
-        .bind(i(version))
-        .execute(&mut *c)
-        .await?;
-        if w.deleted {
-            sqlx::query(
-                "INSERT INTO trash (clinic_id, record_id, deleted_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (clinic_id, record_id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at",
-            )
-            .bind(clinic_id)
-            .bind(w.record_id)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-        } else if current_version > 0 {
-            sqlx::query("DELETE FROM trash WHERE clinic_id = $1 AND record_id = $2")
-                .bind(clinic_id)
-                .bind(w.record_id)
-                .execute(&mut *c)
-                .await?;
-        }
         current.insert(w.record_id, (head, version));
+        last.insert(w.record_id, (n, current_version));
         out.push(WriteOutcome {
             record_id: w.record_id,
             version,
             seq: head,
         });
+    }
+    if writes.is_empty() {
+        return Ok(out);
+    }
+    if !moved.is_empty() {
+        sqlx::query(
+            "WITH moved AS (DELETE FROM feed WHERE clinic_id = $1 AND seq = ANY($2) \
+             RETURNING clinic_id, record_id, version, seq, chart_id, updated_at, compartment, \
+             envelope) \
+             INSERT INTO versions (clinic_id, record_id, version, seq, chart_id, updated_at, \
+             compartment, envelope) \
+             SELECT m.clinic_id, m.record_id, t.v, m.seq, m.chart_id, m.updated_at, \
+             m.compartment, m.envelope \
+             FROM moved m JOIN UNNEST($2::bigint[], $3::bigint[]) AS t(s, v) ON m.seq = t.s",
+        )
+        .bind(clinic_id)
+        .bind(moved.iter().map(|m| m.0).collect::<Vec<i64>>())
+        .bind(moved.iter().map(|m| m.1).collect::<Vec<i64>>())
+        .execute(&mut *c)
+        .await?;
+    }
+    // Rows of `writes` by where they end up: replaced within the batch (history) or last (feed).
+    let rows = |idx: &mut dyn Iterator<Item = usize>| {
+        let mut r = (
+            Vec::<Uuid>::new(),
+            Vec::<i64>::new(),
+            Vec::<Uuid>::new(),
+            Vec::<i64>::new(),
+            Vec::<i16>::new(),
+            Vec::<&[u8]>::new(),
+        );
+        for n in idx {
+            let (w, o) = (&writes[n], &out[n]);
+            r.0.push(w.record_id);
+            r.1.push(i(o.seq));
+            r.2.push(w.chart_id);
+            r.3.push(i(o.version));
+            r.4.push(i16::from(w.compartment.code()));
+            r.5.push(w.envelope.as_slice());
+        }
+        r
+    };
+    let mut final_idx: Vec<usize> = last.values().map(|&(n, _)| n).collect();
+    final_idx.sort_unstable();
+    for (table, idx) in [("versions", &superseded), ("feed", &final_idx)] {
+        if idx.is_empty() {
+            continue;
+        }
+        let (rid, seq, chart, ver, comp, env) = rows(&mut idx.iter().copied());
+        sqlx::query(&format!(
+            "INSERT INTO {table} (clinic_id, record_id, seq, chart_id, version, updated_at, \
+             compartment, envelope) \
+             SELECT $1, r, s, ch, v, $6, co, e FROM UNNEST($2::uuid[], $3::bigint[], \
+             $4::uuid[], $5::bigint[], $7::smallint[], $8::bytea[]) AS t(r, s, ch, v, co, e)"
+        ))
+        .bind(clinic_id)
+        .bind(&rid)
+        .bind(&seq)
+        .bind(&chart)
+        .bind(&ver)
+        .bind(now)
+        .bind(&comp)
+        .bind(&env)
+        .execute(&mut *c)
+        .await?;
+    }
+    // The index: one row per record, at its last write (in record id order).
+    let mut index: Vec<(Uuid, i64, i64)> = final_idx
+        .iter()
+        .map(|&n| (out[n].record_id, i(out[n].seq), i(out[n].version)))
+        .collect();
+    index.sort_unstable_by_key(|r| r.0);
+    sqlx::query(
+        "INSERT INTO records (clinic_id, record_id, seq, version) \
+         SELECT $1, r, s, v FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) AS t(r, s, v) \
+         ON CONFLICT (clinic_id, record_id) DO UPDATE SET seq = EXCLUDED.seq, \
+         version = EXCLUDED.version",
+    )
+    .bind(clinic_id)
+    .bind(index.iter().map(|r| r.0).collect::<Vec<Uuid>>())
+    .bind(index.iter().map(|r| r.1).collect::<Vec<i64>>())
+    .bind(index.iter().map(|r| r.2).collect::<Vec<i64>>())
+    .execute(&mut *c)
+    .await?;
+    // The trash follows each record's last write: a tombstone is (re)put with this batch's time;
+    // a live version of a record that existed before it takes the record out.
+    let mut trashed: Vec<Uuid> = Vec::new();
+    let mut restored: Vec<Uuid> = Vec::new();
+    for &(n, replaced) in last.values() {
+        let w = &writes[n];
+        if w.deleted {
+            trashed.push(w.record_id);
+        } else if replaced > 0 {
+            restored.push(w.record_id);
+        }
+    }
+    trashed.sort_unstable();
+    restored.sort_unstable();
+    if !trashed.is_empty() {
+        sqlx::query(
+            "INSERT INTO trash (clinic_id, record_id, deleted_at) \
+             SELECT $1, r, $3 FROM UNNEST($2::uuid[]) AS t(r) \
+             ON CONFLICT (clinic_id, record_id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at",
+        )
+        .bind(clinic_id)
+        .bind(&trashed)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
+    if !restored.is_empty() {
+        sqlx::query("DELETE FROM trash WHERE clinic_id = $1 AND record_id = ANY($2)")
+            .bind(clinic_id)
+            .bind(&restored)
+            .execute(&mut *c)
+            .await?;
     }
     sqlx::query("UPDATE heads SET seq = $2 WHERE clinic_id = $1")
         .bind(clinic_id)
@@ -3239,6 +3322,7 @@ mod tests {
         erasing_a_chart_takes_every_version_and_every_key,
         audit_entries_chain_and_checkpoints,
         batch_is_all_or_nothing,
+        a_batch_may_write_a_record_twice,
         change_feed,
         record_listing,
         clinics_are_isolated,

@@ -143,6 +143,7 @@ pub async fn run_all(store: &dyn Store) {
     erasing_a_chart_takes_every_version_and_every_key(store).await;
     audit_entries_chain_and_checkpoints(store).await;
     batch_is_all_or_nothing(store).await;
+    a_batch_may_write_a_record_twice(store).await;
     change_feed(store).await;
     record_listing(store).await;
     clinics_are_isolated(store).await;
@@ -1744,6 +1745,145 @@ pub async fn record_writes_and_conflicts(store: &dyn Store) {
     assert_eq!(row.envelope, b"v2".to_vec());
     assert_eq!(store.changes(clinic, 0, 100).await.unwrap().1, 2);
     assert_eq!(store.record(clinic, Uuid::new_v4()).await.unwrap(), None);
+}
+
+/// A batch that names a record more than once plays its writes in order: each sees the one
+/// before (version + 1), the replaced versions of the batch are in the history, the feed holds
+/// each record once at its last write, and the trash follows the last write.
+pub async fn a_batch_may_write_a_record_twice(store: &dyn Store) {
+    let (clinic, _) = new_clinic(store).await;
+    let (e, n, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let tombstone = |id, v| RecordWriteRow {
+        deleted: true,
+        ..write(id, v, "gone")
+    };
+    let first = store
+        .write_records(clinic, vec![write(e, 0, "e1")], 1, vec![])
+        .await
+        .unwrap();
+    let base = first[0].seq;
+    let out = store
+        .write_records(
+            clinic,
+            vec![
+                write(e, 1, "e2"),
+                write(n, 0, "n1"),
+                tombstone(e, 2),
+                write(n, 1, "n2"),
+                write(d, 0, "d1"),
+                tombstone(d, 1),
+                write(e, 3, "e4"),
+            ],
+            2,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter()
+            .map(|o| (o.record_id, o.version, o.seq - base))
+            .collect::<Vec<_>>(),
+        vec![
+            (e, 2, 1),
+            (n, 1, 2),
+            (e, 3, 3),
+            (n, 2, 4),
+            (d, 1, 5),
+            (d, 2, 6),
+            (e, 4, 7)
+        ]
+    );
+    let history = |id| async move {
+        store
+            .record_versions(clinic, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.version, h.seq - base, h.envelope, h.updated_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        history(e).await,
+        vec![
+            (1, 0, b"e1".to_vec(), 1),
+            (2, 1, b"e2".to_vec(), 2),
+            (3, 3, b"gone".to_vec(), 2)
+        ]
+    );
+    assert_eq!(history(n).await, vec![(1, 2, b"n1".to_vec(), 2)]);
+    assert_eq!(history(d).await, vec![(1, 5, b"d1".to_vec(), 2)]);
+    let latest = store.record(clinic, e).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            latest.version,
+            latest.seq - base,
+            latest.envelope.as_slice()
+        ),
+        (4, 7, b"e4".as_slice())
+    );
+    let (rows, head) = store.changes(clinic, 0, 100).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.record_id, r.version, r.seq - base))
+            .collect::<Vec<_>>(),
+        vec![(n, 2, 4), (d, 2, 6), (e, 4, 7)]
+    );
+    assert_eq!(head, base + 7);
+    assert_eq!(store.trash(clinic).await.unwrap(), vec![(d, 2)]);
+
+    // Deleted and restored in one batch: out of the trash; restored then deleted: in it.
+    store
+        .write_records(
+            clinic,
+            vec![
+                tombstone(n, 2),
+                write(n, 3, "n4"),
+                write(d, 2, "d3"),
+                tombstone(d, 3),
+            ],
+            3,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.trash(clinic).await.unwrap(), vec![(d, 3)]);
+
+    // The second write of a record at the version the first started from conflicts (with the
+    // version the first made), and nothing of the batch is written.
+    let a = Uuid::new_v4();
+    let r = store
+        .write_records(
+            clinic,
+            vec![
+                write(a, 0, "a1"),
+                write(e, 4, "e5"),
+                write(a, 0, "a1 again"),
+            ],
+            4,
+            vec![event(Some(clinic), "w")],
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::VersionConflict { record_id, current: 1 }) if record_id == a),
+        "{r:?}"
+    );
+    // The first conflict in input order is the one named.
+    let r = store
+        .write_records(
+            clinic,
+            vec![write(e, 4, "e5"), write(e, 4, "e5 again"), write(a, 3, "a")],
+            4,
+            vec![],
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::VersionConflict { record_id, current: 5 }) if record_id == e),
+        "{r:?}"
+    );
+    assert_eq!(store.record(clinic, a).await.unwrap(), None);
+    assert_eq!(store.record(clinic, e).await.unwrap().unwrap().version, 4);
+    let (_, head_after) = store.changes(clinic, 0, 100).await.unwrap();
+    assert_eq!(head_after, base + 11);
 }
 
 pub async fn batch_is_all_or_nothing(store: &dyn Store) {
