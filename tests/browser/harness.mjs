@@ -66,26 +66,36 @@ export async function newPage(browser) {
   page.consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => page.consoleErrors.push(String(e)));
-  // Optimistic concurrency: a write that raced another (this browser's own sync, or another
-  // member) gets 409 `version_conflict`, and the client reloads and retries. The browser logs
-  // each 409 as an error, so tests tell those apart from real failures with `unexpectedErrors`.
+  // Races the client settles by design answer 409 and are handled: a write that raced another
+  // (`version_conflict`: reload and retry), an audit key or checkpoint another task of the same
+  // browser made first (`audit_key_exists`, `audit_key_shared`, `checkpoint_stale`). The browser
+  // logs each 409 as an error, so tests tell those apart from real failures with
+  // `unexpectedErrors`. They come more often when requests are slower (a loaded machine,
+  // PostgreSQL's extra round trips).
   page.versionConflicts = [];
+  page.otherConflicts = [];
   page.on('response', async (r) => {
     if (r.status() !== 409) return;
     const body = await r.json().catch(() => ({}));
-    if (body.code === 'version_conflict') page.versionConflicts.push(`${r.request().method()} ${new URL(r.url()).pathname}`);
+    const what = `${r.request().method()} ${new URL(r.url()).pathname}`;
+    if (SETTLED_RACES.includes(body.code)) page.versionConflicts.push(`${body.code} on ${what}`);
+    else page.otherConflicts.push(`409 ${body.code} on ${what}: ${body.message}`);
   });
   page.setDefaultTimeout(30000);
   return page;
 }
 
-/** The page's console errors, less one "status of 409" per version conflict the client retried. */
+const SETTLED_RACES = ['version_conflict', 'audit_key_exists', 'audit_key_shared', 'checkpoint_stale'];
+
+/** The page's console errors, less one "status of 409" per race the client settled. */
 export function unexpectedErrors(page) {
   let retried = page.versionConflicts.length;
-  return page.consoleErrors.filter((e) => {
+  const left = page.consoleErrors.filter((e) => {
     if (retried > 0 && /status of 409/.test(e)) { retried -= 1; return false; }
     return true;
   });
+  // Name the other conflicts: the console only says "409".
+  return left.length ? [...left, ...page.otherConflicts] : left;
 }
 
 export async function register(page, url, username, password) {
