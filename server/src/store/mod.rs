@@ -345,6 +345,29 @@ pub struct EventDraft {
     pub detail: Option<ReportedDetail>,
 }
 
+impl EventDraft {
+    /// The entry numbered `seq` and chained after `prev_hash`, with its own hash: what every
+    /// backend stores (its log head becomes `(seq, hash)`).
+    pub fn chain(&self, seq: u64, prev_hash: [u8; 32]) -> AuditEntry {
+        let mut row = AuditEntry {
+            seq,
+            at: self.at,
+            actor: self.actor,
+            clinic_id: self.clinic_id,
+            action: self.action.to_string(),
+            target: self.target,
+            count: self.count,
+            outcome: self.outcome.to_string(),
+            ip: self.ip.clone(),
+            detail: self.detail.clone(),
+            prev_hash: optovault_shared::B64(prev_hash.to_vec()),
+            hash: optovault_shared::B64(Vec::new()),
+        };
+        row.hash = optovault_shared::B64(optovault_shared::audit::entry_hash(&row).to_vec());
+        row
+    }
+}
+
 /// An encrypted file (image, scan, document): its upload parameters as the client declared them.
 /// The server stores its chunks as opaque ciphertext; names and metadata live in an encrypted
 /// record written by the client.

@@ -40,7 +40,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use optovault_shared::audit::{entry_hash, GENESIS_HASH};
+use optovault_shared::audit::GENESIS_HASH;
 use optovault_shared::wire::{
     AuditCheckpoint, AuditEntry, AuditKeySetup, ClinicPolicy, InvitationStatus, WrappedAuditKey,
     WrappedKey,
@@ -335,22 +335,8 @@ async fn append_events(c: &mut PgConnection, events: &[EventDraft]) -> R<Vec<u64
         let scope = event_scope(e.clinic_id);
         let head = heads.get_mut(&scope).expect("locked above");
         let seq = head.0 + 1;
-        let mut row = AuditEntry {
-            seq,
-            at: e.at,
-            actor: e.actor,
-            clinic_id: e.clinic_id,
-            action: e.action.to_string(),
-            target: e.target,
-            count: e.count,
-            outcome: e.outcome.to_string(),
-            ip: e.ip.clone(),
-            detail: e.detail.clone(),
-            prev_hash: B64(head.1.to_vec()),
-            hash: B64(Vec::new()),
-        };
-        let hash = entry_hash(&row);
-        row.hash = B64(hash.to_vec());
+        let row = e.chain(seq, head.1);
+        let hash: [u8; 32] = row.hash.as_slice().try_into().expect("a SHA-256");
         sqlx::query("INSERT INTO events (clinic_id, seq, at, value) VALUES ($1, $2, $3, $4)")
             .bind(scope)
             .bind(i(seq))

@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use optovault_shared::audit::{entry_hash, GENESIS_HASH};
+use optovault_shared::audit::GENESIS_HASH;
 use optovault_shared::wire::{AuditEntry, ClinicPolicy};
 use optovault_shared::B64;
 use optovault_shared::{Compartment, UnixTime};
@@ -241,22 +241,8 @@ fn append_event_tx(
         None => (0, GENESIS_HASH),
     };
     let seq = last + 1;
-    let mut row = AuditEntry {
-        seq,
-        at: e.at,
-        actor: e.actor,
-        clinic_id: e.clinic_id,
-        action: e.action.to_string(),
-        target: e.target,
-        count: e.count,
-        outcome: e.outcome.to_string(),
-        ip: e.ip.clone(),
-        detail: e.detail.clone(),
-        prev_hash: B64(prev_hash.to_vec()),
-        hash: B64(Vec::new()),
-    };
-    let hash = entry_hash(&row);
-    row.hash = B64(hash.to_vec());
+    let row = e.chain(seq, prev_hash);
+    let hash: [u8; 32] = row.hash.as_slice().try_into().expect("a SHA-256");
     let mut head = Vec::with_capacity(40);
     head.extend_from_slice(&seq.to_be_bytes());
     head.extend_from_slice(&hash);
